@@ -1,0 +1,255 @@
+"""``sleuth.yaml`` as pydantic models (Contract 2).
+
+Config is data: unknown keys are errors, every value is validated here once, and
+:func:`load_config` turns pydantic's errors into one line that names the key, what is
+allowed and what was given.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+AggType = Literal["count", "sum", "distinct"]
+MetricType = Literal["count", "sum", "distinct", "ratio"]
+
+#: Standard column names of Contract 1, mapped from a user's names by ``columns:``.
+STANDARD_COLUMNS = ("timestamp", "event", "session_id", "user_id", "revenue", "property")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Columns(_Model):
+    """Where the standard fields live in the user's data (``columns: {timestamp: ts}``)."""
+
+    timestamp: str | None = None
+    event: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+    revenue: str | None = None
+    property: str | None = None
+
+
+class Aggregate(_Model):
+    """One aggregate over events: the numerator or denominator of a ratio."""
+
+    type: AggType
+    column: str | None = None
+    event: str | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _column_needed(self) -> "Aggregate":
+        if self.type in ("sum", "distinct") and not self.column:
+            raise ValueError(f"a '{self.type}' aggregate needs 'column' (the column to {self.type})")
+        return self
+
+    @property
+    def events(self) -> list[str] | None:
+        if self.event is None:
+            return None
+        return [self.event] if isinstance(self.event, str) else list(self.event)
+
+
+class Metric(_Model):
+    """A metric: ``count | sum | distinct`` over events, or a ``ratio`` of two aggregates."""
+
+    name: str
+    type: MetricType
+    column: str | None = None
+    event: str | list[str] | None = None
+    numerator: Aggregate | None = None
+    denominator: Aggregate | None = None
+    #: ratio only: report ``1 - numerator/denominator`` (e.g. cart abandonment from carts that converted)
+    invert: bool = False
+    #: which changes matter: ``both``, ``down`` (drops only) or ``up`` (rises only)
+    direction: Literal["both", "up", "down"] = "both"
+    description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", v):
+            raise ValueError("use letters, digits, '_', '.', '-' and start with a letter")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Metric":
+        if self.type == "ratio":
+            if self.numerator is None or self.denominator is None:
+                raise ValueError("a 'ratio' metric needs both 'numerator' and 'denominator'")
+        else:
+            if self.numerator is not None or self.denominator is not None:
+                raise ValueError("'numerator'/'denominator' belong to 'ratio' metrics only")
+            if self.type in ("sum", "distinct") and not self.column:
+                raise ValueError(f"a '{self.type}' metric needs 'column' (the column to {self.type})")
+            if self.invert:
+                raise ValueError("'invert' belongs to 'ratio' metrics only")
+        return self
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.type == "ratio"
+
+    def parts(self) -> tuple[Aggregate, Aggregate | None]:
+        """The aggregates the cube computes: ``(value, None)`` or ``(numerator, denominator)``."""
+        if self.is_ratio:
+            assert self.numerator is not None and self.denominator is not None
+            return self.numerator, self.denominator
+        return Aggregate(type=self.type, column=self.column, event=self.event), None  # type: ignore[arg-type]
+
+    @property
+    def additive(self) -> bool:
+        """Whether segment values add up to the total (counts and sums; not distincts or ratios)."""
+        return self.type in ("count", "sum")
+
+
+class NotifyRoute(_Model):
+    """One notification channel (Contract 7); used by ``sleuth run`` once alerting lands."""
+
+    url: str
+    metrics: list[str] | None = None
+    min_severity: Literal["low", "medium", "high"] = "low"
+
+
+class Config(_Model):
+    granularity: Literal["1h", "1d"] = "1h"
+    timezone: str = "UTC"
+    holidays: list[str] = Field(default_factory=list)
+    #: ``None`` means: pick low-cardinality text columns automatically
+    dimensions: list[str] | None = None
+    #: ``None`` means: derive sessions, users, frequent events and e-commerce KPIs
+    metrics: list[Metric] | None = None
+    columns: Columns = Field(default_factory=Columns)
+    #: JSON Lines: list-valued fields to explode into one row per element (e.g. ``[hits]``)
+    explode: list[str] = Field(default_factory=list)
+    #: inactivity gap that starts a new session when ``session_id`` is absent
+    session_timeout_minutes: int = Field(default=30, gt=0)
+    #: per dimension, series are kept for the most frequent values only
+    max_segments: int = Field(default=25, gt=0)
+    #: detection sensitivity: band half-width in robust standard deviations
+    threshold: float = Field(default=4.0, gt=0)
+    notify: list[NotifyRoute] = Field(default_factory=list)
+    store: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz_ok(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone; use an IANA name such as 'UTC' or 'Europe/Berlin'") from None
+        return v
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays_ok(cls, v: list[str]) -> list[str]:
+        import holidays as hol
+
+        supported = hol.list_supported_countries()
+        bad = [c for c in v if c not in supported]
+        if bad:
+            raise ValueError(f"unknown country code {bad[0]!r}; use ISO codes of the holidays package such as US, DE, GB")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Config":
+        if self.metrics:
+            seen: set[str] = set()
+            for m in self.metrics:
+                if m.name in seen:
+                    raise ValueError(f"metric name {m.name!r} is used twice")
+                seen.add(m.name)
+        return self
+
+    @property
+    def step(self) -> dt.timedelta:
+        return dt.timedelta(hours=1) if self.granularity == "1h" else dt.timedelta(days=1)
+
+    @property
+    def season(self) -> int:
+        """Buckets in one week: the main seasonal period."""
+        return 168 if self.granularity == "1h" else 7
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "list[str]", "function-after[_name_ok(), str]") or "[" in str(part):
+            continue  # pydantic's union-branch names are noise to a user
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line: where, which key, what is allowed, what was given."""
+    e = err.errors()[0]
+    key = _loc(tuple(e.get("loc", ())))
+    kind = e.get("type", "")
+    given = e.get("input")
+    if kind == "extra_forbidden":
+        msg = f"unknown key {key.split('.')[-1]!r}"
+        parent = key.rsplit(".", 1)[0] if "." in key else None
+        allowed = _allowed_keys(parent)
+        if allowed:
+            msg += f"; allowed here: {', '.join(allowed)}"
+        return f"{source}: {msg}"
+    if kind == "literal_error":
+        expected = e.get("ctx", {}).get("expected", "")
+        return f"{source}: {key}: must be one of {expected}; got {given!r}"
+    text = e.get("msg", "invalid value").removeprefix("Value error, ")
+    given_s = "" if isinstance(given, (dict, list)) or given is None else f"; got {given!r}"
+    return f"{source}: {key}: {text}{given_s}"
+
+
+def _allowed_keys(parent: str | None) -> list[str]:
+    model: type[BaseModel] = Config
+    if parent:
+        name = re.sub(r"\[\d+\]", "", parent).split(".")[-1]
+        model = {"metrics": Metric, "numerator": Aggregate, "denominator": Aggregate,
+                 "columns": Columns, "notify": NotifyRoute}.get(name, Config)
+    return list(model.model_fields)
+
+
+def parse_config(data: Any, source: str = "config") -> Config:
+    """Validate a mapping (as read from YAML) into a :class:`Config`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys (granularity, metrics, ...); got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read ``sleuth.yaml``; ``None`` gives the defaults (metrics derived from the data)."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found; pass an existing sleuth.yaml or omit --config")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file; a sleuth.yaml is UTF-8 YAML") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}:{where} is not valid YAML ({getattr(err, 'problem', err)}); fix the syntax") from None
+    return parse_config(data, str(p))

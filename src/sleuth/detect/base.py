@@ -1,0 +1,70 @@
+"""The detector contract and the registry of detectors by name.
+
+A detector scores a batch of series ``[series, bucket]`` causally: everything it reports for
+bucket ``t`` (expected value, band, z, anomaly score) depends only on buckets ``<= t``, and the
+expected value and noise scale only on buckets ``< t`` (score first, then learn).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+@dataclass
+class SeriesBatch:
+    """What a detector sees: values plus how noisy each bucket can be."""
+
+    value: np.ndarray        # [S, T], NaN = no data
+    weight: np.ndarray       # [S, T] ratio denominators (volume behind each value); NaN for counts
+    is_ratio: np.ndarray     # [S] bool
+    season: int              # buckets per week (168 hourly, 7 daily)
+    day: int                 # buckets per day (24 hourly, 1 daily)
+    holiday: np.ndarray | None = None  # [T] or [S, T] bool: holiday buckets (bands widen there)
+
+
+@dataclass
+class Scores:
+    expected: np.ndarray     # [S, T]
+    lower: np.ndarray
+    upper: np.ndarray
+    z: np.ndarray            # signed evidence (robust standard deviations)
+    anomaly_score: np.ndarray  # 0..1, calibrated so that 0.5 is the alarm threshold
+    is_anomaly: np.ndarray   # bool
+    ready: np.ndarray        # bool [S, T]: enough history to alert
+
+
+class Detector(Protocol):
+    name: str
+
+    def score_batch(self, batch: SeriesBatch) -> Scores: ...
+
+
+_REGISTRY: dict[str, str] = {
+    # name -> "module:Class"; imported lazily so optional extras are only needed when chosen
+    "seasonal": "sleuth.detect.seasonal:RobustSeasonal",
+}
+
+
+def register(name: str, target: str) -> None:
+    """Register a detector by ``"module:Class"`` (plugins call this the same way built-ins do)."""
+    _REGISTRY[name] = target
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_detector(name: str, **params) -> Detector:
+    if name not in _REGISTRY:
+        raise ConfigError(f"detector: unknown detector {name!r}; available: {', '.join(available())}")
+    module, _, cls = _REGISTRY[name].partition(":")
+    try:
+        factory: Callable[..., Detector] = getattr(importlib.import_module(module), cls)
+    except ImportError as err:
+        raise ConfigError(f"detector {name!r} needs an optional dependency ({err.name}); install sleuth[forecast]") from None
+    return factory(**params)

@@ -1,0 +1,118 @@
+"""Which segments explain an incident: a per-dimension contribution ranking.
+
+For additive metrics a segment's share of the change is its own change over the total's. For
+ratios it is the *rate effect*: how much of the total's move disappears if that segment had kept
+its expected rate at its actual volume. A segment scores by how much more of the change it
+explains than its share of the volume would predict (``explains - share``), so a change spread
+evenly over every segment has no root cause: it is site-wide.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..detect.base import Scores
+from ..incidents import Incident, _num
+from ..metrics.cube import TOTAL, Cube
+
+MIN_SCORE = 0.1
+MAX_CAUSES = 5
+TABLE_ROWS = 6
+
+
+def _sums(cube: Cube, scores: Scores, idx: np.ndarray, a: int, b: int) -> dict[str, np.ndarray]:
+    y = cube.value[idx, a:b]
+    e = scores.expected[idx, a:b]
+    ok = np.isfinite(y)
+    e = np.where(np.isfinite(e), e, 0.0)
+    out = {"actual": np.nansum(np.where(ok, y, 0.0), axis=1), "expected": np.sum(np.where(ok, e, 0.0), axis=1)}
+    if cube.metrics[cube.keys.metric.iat[idx[0]]].is_ratio:
+        den = np.nan_to_num(cube.denominator[idx, a:b])
+        num = np.nan_to_num(cube.numerator[idx, a:b])
+        out["num"] = num.sum(axis=1)
+        out["den"] = den.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            has = np.isfinite(scores.expected[idx, a:b])
+            out["exp_num"] = np.sum(np.where(has, scores.expected[idx, a:b], 0.0) * den, axis=1)
+            out["exp_den"] = np.sum(np.where(has, den, 0.0), axis=1)
+    return out
+
+
+def contributions(cube: Cube, scores: Scores, incident: Incident, a: int, b: int) -> list[dict]:
+    """One row per (dimension, value): expected, actual, share of the volume, share of the change."""
+    k = cube.keys
+    base = (k.property == incident.property).to_numpy() & (k.metric == incident.metric).to_numpy()
+    tot_i = np.flatnonzero(base & (k.dimension == TOTAL).to_numpy())
+    metric = cube.metrics[incident.metric]
+    tot = _sums(cube, scores, tot_i, a, b)
+    rows = []
+    for dim in cube.dimensions:
+        idx = np.flatnonzero(base & (k.dimension == dim).to_numpy())
+        if not len(idx):
+            continue
+        s = _sums(cube, scores, idx, a, b)
+        if metric.is_ratio:
+            N, D = tot["num"][0], tot["den"][0]
+            if D <= 0:
+                continue
+            r_act = N / D
+            r_exp = tot["exp_num"][0] / max(tot["exp_den"][0], 1e-12)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                seg_exp_rate = np.where(s["exp_den"] > 0, s["exp_num"] / s["exp_den"], r_exp)
+            counterfactual = (N - s["num"] + seg_exp_rate * s["den"]) / D
+            effect = r_act - counterfactual
+            delta = r_act - r_exp
+            share = s["den"] / D
+            actual = np.where(s["den"] > 0, s["num"] / np.maximum(s["den"], 1e-12), np.nan)
+            expected = seg_exp_rate
+        else:
+            effect = s["actual"] - s["expected"]
+            delta = tot["actual"][0] - tot["expected"][0]
+            share = s["expected"] / max(tot["expected"][0], 1e-12)
+            actual, expected = s["actual"], s["expected"]
+        if not np.isfinite(delta) or delta == 0:
+            continue
+        explains = effect / delta
+        for j, i in enumerate(idx):
+            rows.append({
+                "dimension": dim, "segment": k.segment.iat[i],
+                "expected": _num(expected[j]), "actual": _num(actual[j]),
+                "share": _num(share[j]), "explains": _num(explains[j]),
+                "score": float(np.clip(explains[j], 0, 1) - np.clip(share[j], 0, 1)),
+            })
+    return rows
+
+
+def explain_segments(cube: Cube, scores: Scores, incident: Incident) -> None:
+    """Fill ``incident.root_causes`` and ``incident.contributions`` in place."""
+    a = int(cube.buckets.get_indexer([incident.start_time()])[0])
+    b = a + incident.buckets
+    rows = contributions(cube, scores, incident, a, b)
+    rows.sort(key=lambda r: r["score"], reverse=True)
+    incident.root_causes = [
+        {"segment": {r["dimension"]: r["segment"]}, "score": round(r["score"], 3),
+         "explains": round(float(np.clip(r["explains"] or 0, -9.99, 9.99)), 3)}
+        for r in rows[:MAX_CAUSES] if r["score"] >= MIN_SCORE
+    ]
+    table: dict[str, list[dict]] = {}
+    for r in sorted(rows, key=lambda r: abs(r["explains"] or 0), reverse=True):
+        lst = table.setdefault(r["dimension"], [])
+        if len(lst) < TABLE_ROWS:
+            lst.append({key: r[key] for key in ("segment", "expected", "actual", "share", "explains")})
+    incident.contributions = table
+
+
+def peer_changes(cube: Cube, scores: Scores, incident: Incident) -> dict[str, float | None]:
+    """Relative change of the same metric in the other properties over the same window."""
+    from ..incidents import window_summary
+
+    a = int(cube.buckets.get_indexer([incident.start_time()])[0])
+    b = a + incident.buckets
+    k = cube.keys
+    out = {}
+    peers = np.flatnonzero((k.metric == incident.metric).to_numpy() & (k.dimension == TOTAL).to_numpy()
+                           & (k.property != incident.property).to_numpy())
+    for i in peers:
+        s = window_summary(cube, scores, i, a, b)
+        rel = (s["actual"] - s["expected"]) / abs(s["expected"]) if s["expected"] else np.nan
+        out[k.property.iat[i]] = _num(rel)
+    return out

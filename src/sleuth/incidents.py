@@ -1,0 +1,212 @@
+"""Incidents: consecutive anomalous buckets of one series merged, in the Contract 3 shape."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .detect.base import Scores
+from .metrics.cube import TOTAL, Cube
+
+#: a gap of this many normal buckets inside an incident does not split it
+MAX_GAP = 1
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _num(x: float) -> float | None:
+    if x is None or not np.isfinite(x):
+        return None
+    return float(f"{x:.6g}")
+
+
+@dataclass
+class Incident:
+    """One incident (Contract 3). Fields may be added, never renamed."""
+
+    id: str
+    metric: str
+    segment: dict[str, str]
+    start: str
+    end: str
+    direction: str
+    actual: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    score: float
+    severity: str
+    root_causes: list[dict[str, Any]] = field(default_factory=list)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    linked: list[str] = field(default_factory=list)
+    property: str = "default"
+    change: float | None = None          # relative change of actual vs expected
+    buckets: int = 0
+    peers: dict[str, float | None] = field(default_factory=dict)   # other properties' change, same window
+    contributions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    holiday: str | None = None        # the local date's public holiday, when configured
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    def start_time(self) -> pd.Timestamp:
+        """``start`` as a naive UTC timestamp."""
+        return pd.Timestamp(self.start).tz_convert("UTC").tz_localize(None)
+
+    def end_time(self) -> pd.Timestamp:
+        """``end`` (exclusive) as a naive UTC timestamp."""
+        return pd.Timestamp(self.end).tz_convert("UTC").tz_localize(None)
+
+
+def incident_id(property: str, metric: str, segment: dict[str, str], start: str) -> str:
+    """Stable across runs: the same incident detected twice gets the same id."""
+    key = json.dumps([property, metric, sorted(segment.items()), start])
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def severity_of(rel_change: float, peak_z: float) -> str:
+    r = abs(rel_change) if np.isfinite(rel_change) else 0.0
+    if r >= 0.5 or peak_z >= 12:
+        return "high"
+    if r >= 0.2 or peak_z >= 7:
+        return "medium"
+    return "low"
+
+
+def _runs(flags: np.ndarray, signs: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(start, end_exclusive, sign)`` of flagged runs of one sign, bridging gaps <= MAX_GAP."""
+    out: list[tuple[int, int, int]] = []
+    idx = np.flatnonzero(flags)
+    for t in idx:
+        s = int(signs[t])
+        if out and out[-1][2] == s and t - out[-1][1] <= MAX_GAP:
+            out[-1] = (out[-1][0], t + 1, s)
+        else:
+            out.append((t, t + 1, s))
+    return out
+
+
+def window_summary(cube: Cube, scores: Scores, i: int, a: int, b: int) -> dict[str, float]:
+    """Actual and expected over buckets ``[a, b)`` of series ``i``: totals, or weighted rates."""
+    m = cube.metrics[cube.keys.metric.iat[i]]
+    y, e = cube.value[i, a:b], scores.expected[i, a:b]
+    lo, hi = scores.lower[i, a:b], scores.upper[i, a:b]
+    ok = np.isfinite(y) & np.isfinite(e)
+    if not ok.any():
+        return {"actual": np.nan, "expected": np.nan, "lower": np.nan, "upper": np.nan}
+    if m.is_ratio:
+        w = np.where(ok, cube.denominator[i, a:b], 0.0)
+        w = w if w.sum() > 0 else ok.astype(float)
+        avg = lambda v: float(np.sum(np.where(ok, v, 0.0) * w) / np.sum(w))  # noqa: E731
+        return {"actual": avg(y), "expected": avg(e), "lower": avg(lo), "upper": avg(hi)}
+    tot = lambda v: float(np.sum(np.where(ok, v, 0.0)))  # noqa: E731
+    return {"actual": tot(y), "expected": tot(e), "lower": tot(lo), "upper": tot(hi)}
+
+
+#: a segment's own incident needs this much more evidence than a total (many segments are watched)
+SEGMENT_EVIDENCE = 1.5
+#: ... and a change at least this large relative to its expected value
+SEGMENT_MIN_CHANGE = 0.5
+#: ... and at least this much expected volume (events, or denominator) over the incident
+SEGMENT_MIN_VOLUME = 30.0
+
+
+def segment_flags(cube: Cube, scores: Scores) -> np.ndarray:
+    """Stricter flags for segment series: strong, large and not on a trickle of volume."""
+    s = np.clip(scores.anomaly_score, 0.0, 1 - 1e-12)
+    evidence = np.sqrt(s / (1.0 - s))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.abs(cube.value - scores.expected) / np.abs(scores.expected)
+    return scores.is_anomaly & (evidence >= SEGMENT_EVIDENCE) & (np.nan_to_num(rel) >= SEGMENT_MIN_CHANGE)
+
+
+def _volume(cube: Cube, scores: Scores, i: int, a: int, b: int) -> float:
+    """Events behind the window: the larger of this window's and the same window a week before."""
+    s = cube.config.season
+    now = float(np.nansum(cube.volume[i, a:b]))
+    before = float(np.nansum(cube.volume[i, a - s:b - s])) if a >= s else 0.0
+    return max(now, before)
+
+
+def find_incidents(cube: Cube, scores: Scores, since: pd.Timestamp | None = None,
+                   segments: bool = True) -> list[Incident]:
+    """Incidents of every metric's total per property, then of segments whose own change is
+    strong where their total's was not (a segment's incident inside a total's is a root cause)."""
+    totals = _find(cube, scores, cube.totals(), scores.is_anomaly, since)
+    if not segments:
+        return totals
+    seg_idx = np.flatnonzero((cube.keys.dimension != TOTAL).to_numpy())
+    found = _find(cube, scores, seg_idx, segment_flags(cube, scores), since, min_volume=SEGMENT_MIN_VOLUME)
+    covered = {}
+    for inc in totals:
+        covered.setdefault((inc.property, inc.metric), []).append((inc.start, inc.end))
+    kept: list[Incident] = []
+    for inc in sorted(found, key=lambda x: -x.score):
+        spans = covered.get((inc.property, inc.metric), [])
+        if any(inc.start < e and s < inc.end for s, e in spans):
+            continue  # overlaps an incident of the total or a stronger segment: part of that one
+        spans.append((inc.start, inc.end))
+        covered[(inc.property, inc.metric)] = spans
+        kept.append(inc)
+    out = totals + kept
+    out.sort(key=lambda x: (x.start, x.property, x.metric))
+    return out
+
+
+def _find(cube: Cube, scores: Scores, series: np.ndarray, flags: np.ndarray,
+          since: pd.Timestamp | None, min_volume: float = 0.0) -> list[Incident]:
+    flags = flags.copy()
+    if cube.complete_until is not None:
+        flags[:, cube.buckets >= cube.complete_until] = False
+    step = pd.Timedelta(cube.config.step)
+    incidents: list[Incident] = []
+    for i in series:
+        metric = cube.metrics[cube.keys.metric.iat[i]]
+        signs = np.sign(np.nan_to_num(scores.z[i]))
+        f = flags[i].copy()
+        if metric.direction == "up":
+            f &= signs > 0
+        elif metric.direction == "down":
+            f &= signs < 0
+        for a, b, s in _runs(f, signs):
+            start = cube.buckets[a]
+            if since is not None and start < since:
+                continue
+            if min_volume and _volume(cube, scores, i, a, b) < min_volume:
+                continue
+            summ = window_summary(cube, scores, i, a, b)
+            rel = (summ["actual"] - summ["expected"]) / abs(summ["expected"]) if summ["expected"] else np.nan
+            peak = float(np.nanmax(np.abs(scores.z[i, a:b])))
+            dim, seg = cube.keys.dimension.iat[i], cube.keys.segment.iat[i]
+            segment = {} if dim == TOTAL else {dim: seg}
+            prop = cube.keys.property.iat[i]
+            start_s, end_s = _iso(start), _iso(cube.buckets[a] + step * (b - a))
+            incidents.append(Incident(
+                id=incident_id(prop, metric.name, segment, start_s), metric=metric.name, segment=segment,
+                start=start_s, end=end_s, direction="up" if s > 0 else "down",
+                actual=_num(summ["actual"]), expected=_num(summ["expected"]),
+                lower=_num(summ["lower"]), upper=_num(summ["upper"]), score=round(peak, 2),
+                severity=severity_of(rel, peak), property=prop, change=_num(rel), buckets=b - a,
+            ))
+    return incidents
+
+
+def incidents_frame(incidents: list[Incident]) -> pd.DataFrame:
+    cols = ["id", "property", "metric", "start", "end", "direction", "actual", "expected", "change",
+            "score", "severity", "top_root_cause"]
+    rows = []
+    for inc in incidents:
+        d = inc.to_dict()
+        rc = inc.root_causes[0]["segment"] if inc.root_causes else None
+        d["top_root_cause"] = ", ".join(f"{k}={v}" for k, v in rc.items()) if rc else None
+        rows.append({c: d.get(c) for c in cols})
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,205 @@
+"""Ingest (Contract 1): any source -> one normalised ibis table of events.
+
+The normalised table has ``timestamp`` (UTC), ``event``, ``session_id``, ``user_id``,
+``revenue``, ``property`` and one text column per dimension (``(none)`` where missing),
+plus every other scalar column of the source (nested objects flattened to dotted names).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+
+from ..config import Config
+from ..errors import InputError
+from .flatten import flatten
+from .readers import open_source
+from .sessionize import sessionize
+from .timestamps import parse_timestamp
+
+NONE_VALUE = "(none)"
+DEFAULT_PROPERTY = "default"
+
+#: names sleuth recognises for the standard columns when ``columns:`` does not map them
+ALIASES: dict[str, tuple[str, ...]] = {
+    "timestamp": ("timestamp", "ts", "time", "event_time", "event_timestamp", "datetime",
+                  "received_at", "original_timestamp", "sent_at", "date", "created_at"),
+    "event": ("event", "event_name", "event_type", "name", "action"),
+    "session_id": ("session_id", "sessionid", "session", "ga_session_id", "sid", "visit_id"),
+    "user_id": ("user_id", "userid", "user_pseudo_id", "anonymous_id", "anonymousid", "client_id",
+                "visitor_id", "uid", "user"),
+    "revenue": ("revenue", "properties.revenue", "ecommerce.purchase_revenue", "amount",
+                "order_value", "properties.total", "value"),
+    "property": ("property", "app", "app_id", "site", "site_id", "store", "stream_id", "property_id"),
+}
+REQUIRED = ("timestamp", "event")
+_JUNK_COLUMNS = {"", "column0", "unnamed: 0", "column00", "index"}
+
+
+@dataclass
+class Events:
+    """Normalised events plus what sleuth learned about them."""
+
+    con: Any
+    table: ibis.Table
+    source: str
+    dimensions: list[str]
+    mapping: dict[str, str | None]
+    sessions_derived: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.table.columns)
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _resolve_columns(table: ibis.Table, config: Config, source: str) -> dict[str, str | None]:
+    cols = list(table.columns)
+    lower = {c.lower(): c for c in cols}
+    mapping: dict[str, str | None] = {}
+    for std, aliases in ALIASES.items():
+        explicit = getattr(config.columns, std)
+        if explicit is not None:
+            if explicit not in cols:
+                raise InputError(
+                    f"{source}: columns.{std} names {explicit!r}, which is not a column"
+                    f"{_suggest(explicit, cols)}; columns are: {', '.join(cols[:30])}"
+                )
+            mapping[std] = explicit
+            continue
+        mapping[std] = next((lower[a] for a in aliases if a in lower), None)
+    for std in REQUIRED:
+        if mapping[std] is None:
+            raise InputError(
+                f"{source}: no {std!r} column (looked for {', '.join(ALIASES[std][:6])}); columns are: "
+                f"{', '.join(cols[:30])}. Map yours in sleuth.yaml: columns: {{{std}: <column>}}"
+            )
+    return mapping
+
+
+def _as_text(col: ibis.Value) -> ibis.Value:
+    return col if col.type().is_string() else col.cast("string")
+
+
+def numeric_column(table: ibis.Table, name: str, source: str, what: str = "revenue") -> ibis.Value:
+    """The column as float64; text that is not a number is an error naming the first bad row."""
+    col = table[name]
+    if col.type().is_numeric():
+        return col.cast("float64")
+    if col.type().is_string():
+        parsed = col.strip().try_cast("float64")
+        bad = (
+            table.mutate(_row=ibis.row_number() + 1, _v=col, _p=parsed)
+            .filter(lambda t: t._v.notnull() & (t._v.strip() != "") & t._p.isnull())
+            .order_by("_row").select("_row", "_v").limit(1).execute()
+        )
+        if len(bad):
+            row, val = int(bad["_row"].iloc[0]), bad["_v"].iloc[0]
+            raise InputError(
+                f"{source}: column {name!r} row {row}: {val!r} is not a number; "
+                f"{what} must be numeric (no currency signs or text)"
+            )
+        return parsed
+    raise InputError(f"{source}: column {name!r} has type {col.type()}; {what} must be numeric")
+
+
+def _auto_dimensions(table: ibis.Table, exclude: set[str]) -> list[str]:
+    cands = [
+        c for c, t in table.schema().items()
+        if c not in exclude and (t.is_string() or t.is_boolean())
+        and not c.lower().endswith(("id", "_id", "token", "url", "timestamp", "time"))
+    ]
+    if not cands:
+        return []
+    stats = table.aggregate(
+        [table[c].approx_nunique().name(f"n{i}") for i, c in enumerate(cands)]
+        + [table[c].count().name(f"c{i}") for i, c in enumerate(cands)]
+        + [table.count().name("rows")]
+    ).execute().iloc[0]
+    rows = int(stats["rows"])
+    keep = []
+    for i, c in enumerate(cands):
+        n, nonnull = int(stats[f"n{i}"]), int(stats[f"c{i}"])
+        if 2 <= n <= 60 and nonnull >= 0.01 * rows and n <= 0.5 * max(nonnull, 1):
+            keep.append(c)
+    return keep
+
+
+def load_events(source: Any, config: Config | None = None, con: Any = None) -> Events:
+    """Open ``source`` and normalise it (Contract 1). Raises :class:`InputError` on bad input."""
+    config = config or Config()
+    backend, raw, name = open_source(source, con)
+    raw = raw.drop(*[c for c in raw.columns if c.strip().lower() in _JUNK_COLUMNS])
+    raw, notes = flatten(raw, config.explode, name)
+    mapping = _resolve_columns(raw, config, name)
+
+    try:
+        n = int(raw.count().execute())
+    except InputError:
+        raise
+    except Exception as err:
+        msg = str(err).strip().splitlines()[0][:300]
+        raise InputError(f"{name}: cannot read the events ({msg}); check the file format") from None
+    if n == 0:
+        raise InputError(f"{name}: no events (the source has a header but no rows)")
+
+    std = {}
+    std["timestamp"] = parse_timestamp(raw, mapping["timestamp"], name)
+    std["event"] = _as_text(raw[mapping["event"]])
+    for key in ("session_id", "user_id"):
+        std[key] = _as_text(raw[mapping[key]]) if mapping[key] else ibis.null().cast("string")
+    std["revenue"] = numeric_column(raw, mapping["revenue"], name) if mapping["revenue"] else ibis.null().cast("float64")
+    std["property"] = (
+        _as_text(raw[mapping["property"]]).fill_null(DEFAULT_PROPERTY) if mapping["property"]
+        else ibis.literal(DEFAULT_PROPERTY)
+    )
+    used = {c for c in mapping.values() if c}
+    others = {c: raw[c] for c in raw.columns if c not in used and c not in std}
+
+    if config.dimensions is None:
+        dimensions = _auto_dimensions(raw, used)
+        if dimensions:
+            notes.append(f"dimensions found automatically: {', '.join(dimensions)}")
+    else:
+        dimensions = list(config.dimensions)
+        for d in dimensions:
+            if d not in raw.columns:
+                raise InputError(
+                    f"{name}: dimension {d!r} is not a column{_suggest(d, list(raw.columns))}; "
+                    f"columns are: {', '.join(list(raw.columns)[:30])}. Fix 'dimensions' in sleuth.yaml"
+                )
+            if d in std:
+                raise InputError(f"{name}: dimension {d!r} is a standard column; list attributes such as device or country")
+    for d in dimensions:
+        others[d] = _as_text(raw[d]).fill_null(NONE_VALUE)
+
+    table = raw.select(**{k: v.name(k) for k, v in std.items()}, **{k: v.name(k) for k, v in others.items()})
+    table = table.filter(table.timestamp.notnull())
+    table = table.mutate(event=table.event.fill_null(NONE_VALUE))
+
+    derived = False
+    if mapping["session_id"] is None:
+        if mapping["user_id"] is not None:
+            table = sessionize(table, config.session_timeout_minutes)
+            derived = True
+            notes.append(f"sessions derived from user_id by {config.session_timeout_minutes} minutes of inactivity")
+        else:
+            notes.append("no session_id or user_id: session and user metrics are not available")
+    try:
+        table = table.cache()
+    except Exception as err:
+        msg = str(err).strip().splitlines()[0][:300]
+        raise InputError(f"{name}: cannot read the events ({msg})") from None
+    return Events(con=backend, table=table, source=name, dimensions=dimensions, mapping=mapping,
+                  sessions_derived=derived, notes=notes)
+
+
+__all__ = ["Events", "load_events", "numeric_column", "ALIASES", "NONE_VALUE", "DEFAULT_PROPERTY"]

@@ -1,0 +1,152 @@
+"""The whole job: source -> events -> cube -> scores -> incidents -> explanations."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .calendar import holiday_names, holiday_mask
+from .config import Config, load_config, parse_config
+from .detect.base import Scores, SeriesBatch, get_detector
+from .errors import InputError
+from .explain.segments import explain_segments, peer_changes
+from .incidents import Incident, find_incidents, incidents_frame
+from .ingest import Events, load_events
+from .metrics.cube import Cube, build_cube
+from .metrics.derive import resolve_metrics
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Detection:
+    """What :func:`detect` returns: incidents as objects, and everything behind them."""
+
+    incidents: list[Incident]
+    cube: Cube
+    scores: Scores
+    events: Events
+    config: Config
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The incidents as a frame, one row each."""
+        return incidents_frame(self.incidents)
+
+    def to_jsonl(self) -> str:
+        return "\n".join(i.to_json() for i in self.incidents)
+
+    def series(self, metric: str, property: str | None = None, dimension: str = "", segment: str = "") -> pd.DataFrame:
+        """One series with its expected value and band, for plots and notebooks."""
+        prop = property or self.cube.keys.property.iat[0]
+        i = self.cube.index(prop, metric, dimension, segment)
+        out = self.cube.series_frame(i)
+        out["expected"] = self.scores.expected[i]
+        out["lower"] = self.scores.lower[i]
+        out["upper"] = self.scores.upper[i]
+        out["anomaly_score"] = self.scores.anomaly_score[i]
+        out["is_anomaly"] = self.scores.is_anomaly[i]
+        return out
+
+
+def as_config(config: Config | dict | str | Path | None) -> Config:
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return parse_config(config)
+    return load_config(config)
+
+
+def parse_time(value: Any, what: str) -> pd.Timestamp | None:
+    """A user-given time (ISO string, date, datetime) as naive UTC."""
+    if value is None or value == "":
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise InputError(f"--{what}: cannot parse {value!r} as a time; use ISO 8601 such as 2026-04-01T14:00Z") from None
+    if ts is pd.NaT:
+        raise InputError(f"--{what}: cannot parse {value!r} as a time; use ISO 8601 such as 2026-04-01T14:00Z")
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+
+
+def batch_of(cube: Cube) -> SeriesBatch:
+    is_ratio = np.array([cube.metrics[m].is_ratio for m in cube.keys.metric])
+    cfg = cube.config
+    holiday = holiday_mask(cube.buckets, cfg.holidays, cfg.timezone) if cfg.holidays else None
+    return SeriesBatch(value=cube.value, weight=cube.denominator, is_ratio=is_ratio, season=cfg.season,
+                       day=24 if cfg.granularity == "1h" else 1, holiday=holiday)
+
+
+def _history_notes(cube: Cube, detector) -> list[str]:
+    need = getattr(detector, "min_weeks", 2) * cube.config.season
+    have = len(cube.buckets)
+    if have > need:
+        return []
+    unit = "hours" if cube.config.granularity == "1h" else "days"
+    return [f"only {have} {unit} of history: a metric needs {need} {unit} "
+            f"({getattr(detector, 'min_weeks', 2)} weeks) before sleuth alerts on it"]
+
+
+def detect(source: Any, config: Config | dict | str | Path | None = None, *, since: Any = None,
+           until: Any = None, detector: str = "seasonal", progress: Progress | None = None) -> Detection:
+    """Detect and explain incidents in ``source`` (a path, an ibis URL ``...#table``, a frame or a table).
+
+    Only data before ``until`` is read (replaying history behaves as if run live); incidents that
+    start before ``since`` are not reported.
+    """
+    say = progress or (lambda _stage: None)
+    cfg = as_config(config)
+    t_since, t_until = parse_time(since, "since"), parse_time(until, "until")
+    say("reading events")
+    events = load_events(source, cfg)
+    metrics = resolve_metrics(cfg, events)
+    if not metrics:
+        raise InputError(f"{events.source}: no metrics to watch; define some under 'metrics:' in sleuth.yaml")
+    say("building the metrics cube")
+    cube = build_cube(events, metrics, cfg, until=t_until)
+    say("scoring every series")
+    det = get_detector(detector, threshold=cfg.threshold)
+    scores = det.score_batch(batch_of(cube))
+    say("grouping incidents")
+    incidents = find_incidents(cube, scores, since=t_since)
+    say("explaining incidents")
+    for inc in incidents:
+        explain_segments(cube, scores, inc)
+        inc.peers = peer_changes(cube, scores, inc)
+        if cfg.holidays:
+            inc.holiday = holiday_names(pd.DatetimeIndex([inc.start_time()]), cfg.holidays, cfg.timezone)[0]
+    notes = [*events.notes, *cube.notes, *_history_notes(cube, det)]
+    return Detection(incidents=incidents, cube=cube, scores=scores, events=events, config=cfg, notes=notes)
+
+
+def describe(source: Any, config: Config | dict | str | Path | None = None) -> dict[str, Any]:
+    """What sleuth sees in a source: metrics, dimensions, properties, time range."""
+    cfg = as_config(config)
+    events = load_events(source, cfg)
+    metrics = resolve_metrics(cfg, events)
+    t = events.table
+    span = t.aggregate(first=t.timestamp.min(), last=t.timestamp.max(), events=t.count()).execute().iloc[0]
+    props = t.group_by("property").aggregate(n=t.count()).execute().sort_values("n", ascending=False)
+    card = {}
+    if events.dimensions:
+        stats = t.aggregate([t[d].nunique().name(d) for d in events.dimensions]).execute().iloc[0]
+        card = {d: int(stats[d]) for d in events.dimensions}
+    fmt = lambda x: pd.Timestamp(x).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    return {
+        "source": events.source,
+        "events": int(span["events"]),
+        "first": fmt(span["first"]), "last": fmt(span["last"]),
+        "properties": {str(r.property): int(r.n) for r in props.itertuples()},
+        "columns": {k: v for k, v in events.mapping.items()},
+        "dimensions": card,
+        "metrics": [{"name": m.name, "type": m.type, "description": m.description} for m in metrics],
+        "notes": events.notes,
+    }
+
+
+__all__ = ["Detection", "detect", "describe", "parse_time"]

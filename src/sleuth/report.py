@@ -1,0 +1,69 @@
+"""Readable terminal output (rich): incident tables and the demo's comparison with the truth."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from .incidents import Incident
+
+
+def _fmt(x: float | None, ratio: bool) -> str:
+    if x is None:
+        return "-"
+    if ratio and abs(x) < 1:
+        return f"{x:.2%}"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
+
+
+def _when(inc: Incident) -> str:
+    s, e = inc.start_time(), inc.end_time()
+    if s.normalize() == (e - pd.Timedelta(seconds=1)).normalize():
+        return f"{s:%a %b %d %H:%M}–{e:%H:%M}"
+    return f"{s:%a %b %d %H:%M} – {e:%a %b %d %H:%M}"
+
+
+def cause_text(inc: Incident) -> str:
+    if not inc.root_causes:
+        return "site-wide" if not inc.segment else "-"
+    rc = inc.root_causes[0]
+    seg = ", ".join(f"{k}={v}" for k, v in rc["segment"].items())
+    return f"{seg} ({rc['explains']:.0%} of the change)"
+
+
+def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: str = "Incidents") -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for col, kw in [("when (UTC)", {}), ("property", {}), ("metric", {}), ("segment", {}),
+                    ("actual", {"justify": "right"}), ("expected", {"justify": "right"}),
+                    ("change", {"justify": "right"}), ("sev", {}), ("top root cause", {})]:
+        table.add_column(col, **kw)
+    for inc in incidents:
+        ratio = inc.metric in ratio_metrics
+        change = f"{inc.change:+.0%}" if inc.change is not None else "new"
+        color = {"high": "red", "medium": "yellow", "low": "cyan"}[inc.severity]
+        seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items()) or "(all)"
+        table.add_row(_when(inc), inc.property, inc.metric, seg, _fmt(inc.actual, ratio), _fmt(inc.expected, ratio),
+                      change, f"[{color}]{inc.severity}[/]", cause_text(inc))
+    return table
+
+
+def truth_table(evaluation: dict[str, Any], truth: list[Any]) -> Table:
+    table = Table(title="Injected incidents vs what sleuth found", title_justify="left")
+    for col in ("injected incident", "when (UTC)", "found", "metrics flagged", "delay", "root cause named"):
+        table.add_column(col)
+    for t, r in zip(truth, evaluation["per_incident"]):
+        seg = ", ".join(f"{k}={v}" for k, v in t.segment.items())
+        name = f"{t.kind} ({t.property}{', ' + seg if seg else ''})"
+        when = f"{t.start:%a %b %d %H:%M}–{t.end:%H:%M}"
+        found = "[green]yes[/]" if r["found"] else "[red]no[/]"
+        delay = "-" if r["delay_hours"] is None else f"{r['delay_hours']:+.0f} h"
+        rc = {True: "[green]yes[/]", False: "[red]no[/]", None: "n/a (site-wide)"}[r["root_cause_ok"]]
+        table.add_row(name, when, found, ", ".join(r["metrics_found"]) or "-", delay, rc)
+    return table
+
+
+def print_notes(console: Console, notes: list[str]) -> None:
+    for n in notes:
+        console.print(f"[dim]note: {n}[/]")
