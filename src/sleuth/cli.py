@@ -22,7 +22,9 @@ app = typer.Typer(
     name="sleuth", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Watch the metrics of a website or app, detect anomalies and explain why.",
 )
-out = Console(soft_wrap=True)
+out = Console()
+if not out.is_terminal:  # piped or in CI: tables at a readable width instead of 80 columns
+    out = Console(width=160)
 err = Console(stderr=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="sleuth.yaml (default: derive metrics from the data)")
@@ -124,7 +126,7 @@ def score(
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path(".sleuth/demo"), "--out", help="where the demo shop's data is written"),
-    weeks: int = typer.Option(6, min=3, max=52, help="weeks of hourly history"),
+    weeks: int = typer.Option(6, min=5, max=52, help="weeks of hourly history (alerts need 3 weeks)"),
     sessions_per_hour: float = typer.Option(400.0, min=10, help="average traffic"),
     seed: int = typer.Option(7, help="random seed"),
     as_json: bool = typer.Option(False, "--json", help="print incidents as JSON lines and the evaluation as a last line"),
@@ -157,7 +159,10 @@ def demo(
               f"-> {out_dir}")
     out.print(incidents_table(result.incidents, ratios, title=f"{len(result.incidents)} incidents sleuth found"))
     out.print(truth_table(evaluation, truth))
-    weeks_scored = max((len(result.cube.buckets) - 2 * result.config.season) / result.config.season, 1e-9)
+    from .detect.base import get_detector
+
+    history = get_detector("seasonal").min_history(result.config.season)
+    weeks_scored = max((len(result.cube.buckets) - history) / result.config.season, 1e-9)
     out.print(
         f"[bold]{evaluation['found']}/{evaluation['total']}[/] injected incidents found; "
         f"{evaluation['false_alarms']} other incidents ({evaluation['false_alarms'] / weeks_scored:.1f} per week "

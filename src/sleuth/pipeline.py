@@ -75,21 +75,21 @@ def parse_time(value: Any, what: str) -> pd.Timestamp | None:
 
 
 def batch_of(cube: Cube) -> SeriesBatch:
-    is_ratio = np.array([cube.metrics[m].is_ratio for m in cube.keys.metric])
+    kind = np.array(["ratio" if cube.metrics[m].is_ratio else "count" for m in cube.keys.metric])
     cfg = cube.config
     holiday = holiday_mask(cube.buckets, cfg.holidays, cfg.timezone) if cfg.holidays else None
-    return SeriesBatch(value=cube.value, weight=cube.denominator, is_ratio=is_ratio, season=cfg.season,
+    return SeriesBatch(value=cube.value, weight=cube.denominator, kind=kind, season=cfg.season,
                        day=24 if cfg.granularity == "1h" else 1, holiday=holiday)
 
 
 def _history_notes(cube: Cube, detector) -> list[str]:
-    need = getattr(detector, "min_weeks", 2) * cube.config.season
+    need = detector.min_history(cube.config.season)
     have = len(cube.buckets)
+    unit, per_day = ("hours", 24) if cube.config.granularity == "1h" else ("days", 1)
     if have > need:
-        return []
-    unit = "hours" if cube.config.granularity == "1h" else "days"
-    return [f"only {have} {unit} of history: a metric needs {need} {unit} "
-            f"({getattr(detector, 'min_weeks', 2)} weeks) before sleuth alerts on it"]
+        first = cube.buckets[min(need, have - 1)]
+        return [f"alerts start once a metric has {need // per_day} days of history (from {first:%Y-%m-%d %H:%M} UTC here)"]
+    return [f"only {have} {unit} of history: a metric needs {need} {unit} before sleuth alerts on it"]
 
 
 def detect(source: Any, config: Config | dict | str | Path | None = None, *, since: Any = None,

@@ -19,10 +19,9 @@ def _fmt(x: float | None, ratio: bool) -> str:
 
 
 def _when(inc: Incident) -> str:
-    s, e = inc.start_time(), inc.end_time()
-    if s.normalize() == (e - pd.Timedelta(seconds=1)).normalize():
-        return f"{s:%a %b %d %H:%M}–{e:%H:%M}"
-    return f"{s:%a %b %d %H:%M} – {e:%a %b %d %H:%M}"
+    hours = (inc.end_time() - inc.start_time()) / pd.Timedelta(hours=1)
+    span = f"{hours:.0f}h" if hours < 48 else f"{hours / 24:.0f}d"
+    return f"{inc.start_time():%a %b %d %H:%M} +{span}"
 
 
 def cause_text(inc: Incident) -> str:
@@ -30,7 +29,7 @@ def cause_text(inc: Incident) -> str:
         return "site-wide" if not inc.segment else "-"
     rc = inc.root_causes[0]
     seg = ", ".join(f"{k}={v}" for k, v in rc["segment"].items())
-    return f"{seg} ({rc['explains']:.0%} of the change)"
+    return f"{seg} ({min(max(rc['explains'], 0), 1):.0%})"
 
 
 def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: str = "Incidents") -> Table:
@@ -38,7 +37,7 @@ def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: s
     for col, kw in [("when (UTC)", {}), ("property", {}), ("metric", {}), ("segment", {}),
                     ("actual", {"justify": "right"}), ("expected", {"justify": "right"}),
                     ("change", {"justify": "right"}), ("sev", {}), ("top root cause", {})]:
-        table.add_column(col, **kw)
+        table.add_column(col, overflow="fold", **kw)
     for inc in incidents:
         ratio = inc.metric in ratio_metrics
         change = f"{inc.change:+.0%}" if inc.change is not None else "new"

@@ -81,7 +81,7 @@ def score_frame(df: pd.DataFrame, granularity: str | None = None, holidays: list
         for r, key in enumerate(order):
             ix = groups[key]
             widen[r, : len(ix)] = holiday_mask(pd.DatetimeIndex(df["_ts"].to_numpy()[ix]), holidays)
-    batch = SeriesBatch(value=y, weight=np.full_like(y, np.nan), is_ratio=np.zeros(len(order), dtype=bool),
+    batch = SeriesBatch(value=y, weight=np.full_like(y, np.nan), kind=np.full(len(order), "real"),
                         season=season, day=day, holiday=widen)
     scores = get_detector(detector, threshold=threshold).score_batch(batch)
     out = df.drop(columns=["_ts", "_value"]).copy()

@@ -21,7 +21,7 @@ class SeriesBatch:
 
     value: np.ndarray        # [S, T], NaN = no data
     weight: np.ndarray       # [S, T] ratio denominators (volume behind each value); NaN for counts
-    is_ratio: np.ndarray     # [S] bool
+    kind: np.ndarray         # [S] "count" (counts, sums: Poisson-like), "ratio" (binomial-like), "real"
     season: int              # buckets per week (168 hourly, 7 daily)
     day: int                 # buckets per day (24 hourly, 1 daily)
     holiday: np.ndarray | None = None  # [T] or [S, T] bool: holiday buckets (bands widen there)

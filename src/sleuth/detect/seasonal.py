@@ -27,6 +27,15 @@ def _shift(a: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _anscombe(x: np.ndarray) -> np.ndarray:
+    """Variance-stabilising transform for Poisson-like counts: noise ~ N(0, 1) at any level."""
+    return 2.0 * np.sqrt(np.maximum(x, 0.0) + 0.375)
+
+
+def _anscombe_inv(t: np.ndarray) -> np.ndarray:
+    return np.maximum(t, np.sqrt(0.375) * 2) ** 2 / 4.0 - 0.375
+
+
 def _window_sum(a: np.ndarray, w: int) -> np.ndarray:
     """Sum of the last ``w`` buckets including the current one."""
     c = np.cumsum(a, axis=1)
@@ -60,6 +69,10 @@ class RobustSeasonal:
         self.tail_factor = tail_factor
         self.min_rel_change = min_rel_change
 
+    def min_history(self, season: int) -> int:
+        """Buckets of history a series needs before it can alert: lags, then a season of scores."""
+        return (self.min_weeks + 1) * season
+
     def _baseline(self, y: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray]:
         lags = np.stack([_shift(y, k * season) for k in range(1, self.weeks + 1)])
         n_ok = np.sum(np.isfinite(lags), axis=0)
@@ -83,28 +96,41 @@ class RobustSeasonal:
         seasonal, ready = self._baseline(y, batch.season)
         expected = seasonal * self._level(y, seasonal, batch.season)
 
-        # variance model: counts ~ level, ratios ~ 1/denominator
-        ratio = batch.is_ratio[:, None]
+        # variance model, as a transform to a scale where noise is even:
+        #   counts and sums: Anscombe square root (Poisson-like: variance grows with the level)
+        #   ratios: binomial-like, variance shrinks with the denominator
+        #   real values (any sign): as they are
+        ratio = (batch.kind == "ratio")[:, None]
+        count = (batch.kind == "count")[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
-            unit = np.where(ratio, 1.0 / np.sqrt(np.where(batch.weight > 0, batch.weight, np.nan)),
-                            np.sqrt(np.maximum(np.abs(expected), 1.0)))
-        r = (y - expected) / unit
+            unit = np.where(ratio, 1.0 / np.sqrt(np.where(batch.weight > 0, batch.weight, np.nan)), 1.0)
+        ty, te = np.where(count, _anscombe(y), y), np.where(count, _anscombe(expected), expected)
+        r = (ty - te) / unit
         # robust scale from the previous two weeks of residuals (shifted: excludes bucket t)
         window = 2 * batch.season
-        absr = pd.DataFrame(np.abs(r).T)
-        med = absr.rolling(window, min_periods=max(batch.season // 2, 3)).median().shift(1).to_numpy().T
-        scale = 1.4826 * med
-        floor = np.where(ratio, 1e-3 * np.nanmedian(np.abs(expected)) if np.isfinite(expected).any() else 1e-6, 0.5)
+        roll = pd.DataFrame(np.abs(r).T).rolling(window, min_periods=max(batch.season // 2, 3))
+        med = roll.median().shift(1).to_numpy().T
+        mean = roll.mean().shift(1).to_numpy().T
+        # the median collapses on sparse series (mostly zeros): the mean absolute residual floors it
+        scale = np.fmax(1.4826 * med, 0.7 * 1.2533 * mean)
+        # a rate in [0, 1] is at least as noisy as a binomial proportion
+        p = np.clip(np.nan_to_num(expected), 0.01, 0.99)
+        binomial = np.where(ratio & (expected >= 0) & (expected <= 1), 0.5 * np.sqrt(p * (1 - p)), 0.0)
+        floor = np.fmax(binomial, np.where(count, 0.5, 1e-9))
         scale = np.where(np.isfinite(scale), np.fmax(scale, floor), np.nan)  # NaN until learned
+        learned = np.isfinite(scale)
         sigma = scale * unit
-        z = np.where(ready, (y - expected) / sigma, np.nan)
+        z = np.where(ready, (ty - te) / sigma, np.nan)
+        # alert only once the calibration below has a week of this series' own scores
+        seen = pd.DataFrame(np.isfinite(z).T).rolling(batch.season, min_periods=1).sum().shift(1).to_numpy().T
+        ready = ready & learned & (np.nan_to_num(seen) >= batch.season)
 
         # calibrate: heavy-tailed series (revenue) alert past their own usual extremes, not just 4 sigma
         thr = self._calibrated(z, batch.season)
         if batch.holiday is not None:  # no yearly history to learn holiday effects: widen the band
             thr = np.where(np.broadcast_to(batch.holiday, thr.shape), thr * self.holiday_widen, thr)
         # sustained shifts: evidence summed over the last few buckets (a scan statistic, CUSUM-like)
-        d = np.where(np.isfinite(z), y - expected, 0.0)
+        d = np.where(np.isfinite(z), ty - te, 0.0)
         v = np.where(np.isfinite(z), sigma**2, 0.0)
         evidence = np.abs(z) / thr
         for w in self.windows:
@@ -116,10 +142,8 @@ class RobustSeasonal:
             if batch.holiday is not None:
                 thr_w = np.where(np.broadcast_to(batch.holiday, thr_w.shape), thr_w * self.holiday_widen, thr_w)
             evidence = np.fmax(evidence, np.where(same_way, np.abs(zw) / thr_w, 0.0))
-        lower = expected - thr * sigma
-        upper = expected + thr * sigma
-        if not batch.is_ratio.all():
-            lower = np.where(ratio, lower, np.maximum(lower, 0.0))
+        lower = np.where(count, _anscombe_inv(te - thr * sigma), expected - thr * sigma)
+        upper = np.where(count, _anscombe_inv(te + thr * sigma), expected + thr * sigma)
         rel = np.abs(y - expected) / np.maximum(np.abs(expected), 1e-9)
         a = np.where(np.isfinite(evidence) & ready & np.isfinite(sigma), evidence, 0.0)
         anomaly_score = a**2 / (1.0 + a**2)
