@@ -277,17 +277,18 @@ def test_evaluate_counts_hits_and_false_alarms():
          "end": "2026-04-05T10:00:00Z",
          "root_causes": [{"segment": {"os": "iOS"}}, {"segment": {"device": "mobile"}},
                          {"segment": {"country": "DE"}}, {"segment": {"category": "electronics"}}]},
-        # false alarms: wrong metric, wrong property, outside the slack
+        # related: another metric of the property during an injected incident
         {"metric": "revenue", "property": "web", "start": "2026-04-01T11:00:00Z",
          "end": "2026-04-01T12:00:00Z"},
+        # false alarms: wrong property, outside the slack
         {"metric": "sessions", "property": "web", "start": "2026-04-03T13:00:00Z",
          "end": "2026-04-03T14:00:00Z"},
         {"metric": "sessions", "property": "app", "start": "2026-04-03T18:00:00Z",
          "end": "2026-04-03T19:00:00Z"},
     ]
     result = evaluate(detected, make_truth())
-    assert (result["found"], result["total"], result["false_alarms"]) == (3, 3, 3)
-    assert result["false_alarm_list"] == detected[4:]
+    assert (result["found"], result["total"], result["false_alarms"], result["related"]) == (3, 3, 2, 1)
+    assert result["false_alarm_list"] == detected[5:]
     bots, outage, glitch = result["per_incident"]
     assert bots == {"kind": "bot_flood", "found": True,
                     "metrics_found": ["conversion_rate", "sessions"],
@@ -297,7 +298,7 @@ def test_evaluate_counts_hits_and_false_alarms():
     assert glitch["found"] and glitch["root_cause_ok"] is False
 
     result = evaluate(detected, make_truth(), slack_hours=0)
-    assert result["found"] == 2 and result["false_alarms"] == 4
+    assert result["found"] == 2 and result["false_alarms"] == 3 and result["related"] == 1
     assert result["per_incident"][1] == {"kind": "tracking_outage", "found": False,
                                          "metrics_found": [], "first_detection": None,
                                          "delay_hours": None, "root_cause_ok": None}
@@ -311,7 +312,8 @@ def test_evaluate_empty_and_direction():
     wrong_way = [{"metric": "sessions", "property": "web", "direction": "down",
                   "start": "2026-04-01T10:00:00Z", "end": "2026-04-01T11:00:00Z"}]
     assert evaluate(wrong_way, truth)["found"] == 1
-    assert evaluate(wrong_way, truth, check_direction=True)["false_alarms"] == 1
+    strict = evaluate(wrong_way, truth, check_direction=True)
+    assert strict["found"] == 0 and strict["related"] == 1 and strict["false_alarms"] == 0
     as_dicts = [t.to_dict() for t in truth]
     assert evaluate(wrong_way, as_dicts) == evaluate(wrong_way, truth)
 

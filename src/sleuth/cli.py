@@ -165,7 +165,8 @@ def demo(
     weeks_scored = max((len(result.cube.buckets) - history) / result.config.season, 1e-9)
     out.print(
         f"[bold]{evaluation['found']}/{evaluation['total']}[/] injected incidents found; "
-        f"{evaluation['false_alarms']} other incidents ({evaluation['false_alarms'] / weeks_scored:.1f} per week "
+        f"{evaluation['related']} more incidents on linked metrics during them; "
+        f"[bold]{evaluation['false_alarms']}[/] false alarms ({evaluation['false_alarms'] / weeks_scored:.1f} per week "
         f"over {weeks_scored:.1f} weeks scored); {elapsed:.1f} s in all."
     )
     out.print(f"Try: sleuth detect {written['events']} --config {cfg_path} --json")

@@ -116,8 +116,8 @@ def window_summary(cube: Cube, scores: Scores, i: int, a: int, b: int) -> dict[s
 SEGMENT_EVIDENCE = 1.5
 #: ... and a change at least this large relative to its expected value
 SEGMENT_MIN_CHANGE = 0.5
-#: ... and at least this much expected volume (events, or denominator) over the incident
-SEGMENT_MIN_VOLUME = 30.0
+#: ... and at least this many events behind it over the incident (for a ratio: numerator events)
+SEGMENT_MIN_VOLUME = 20.0
 
 
 def segment_flags(cube: Cube, scores: Scores) -> np.ndarray:
@@ -130,7 +130,15 @@ def segment_flags(cube: Cube, scores: Scores) -> np.ndarray:
 
 
 def _volume(cube: Cube, scores: Scores, i: int, a: int, b: int) -> float:
-    """Events behind the window: the larger of this window's and the same window a week before."""
+    """Events behind the window: the larger of this window's and the same window a week before.
+
+    For a ratio it is the numerator's events (actual or expected): a conversion rate over many
+    sessions but a handful of orders is still a handful of orders.
+    """
+    if cube.metrics[cube.keys.metric.iat[i]].is_ratio:
+        den = np.nan_to_num(cube.denominator[i, a:b])
+        expected_num = float(np.nansum(np.nan_to_num(scores.expected[i, a:b]) * den))
+        return max(float(np.nansum(cube.numerator[i, a:b])), expected_num)
     s = cube.config.season
     now = float(np.nansum(cube.volume[i, a:b]))
     before = float(np.nansum(cube.volume[i, a - s:b - s])) if a >= s else 0.0

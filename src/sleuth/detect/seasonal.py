@@ -91,10 +91,18 @@ class RobustSeasonal:
         return np.clip(f, 0.2, 5.0)
 
     def score_batch(self, batch: SeriesBatch) -> Scores:
+        """Two passes: the second learns from a history where the first pass's anomalies are
+        replaced by their expected values, so an old incident neither shifts the baseline nor
+        widens the band. Both passes are causal, so the result is too."""
         y = batch.value.astype(float)
-        S, T = y.shape
-        seasonal, ready = self._baseline(y, batch.season)
-        expected = seasonal * self._level(y, seasonal, batch.season)
+        first = self._score(batch, y, None)
+        cleaned = np.where(first.is_anomaly, first.expected, y)
+        return self._score(batch, cleaned, first.is_anomaly)
+
+    def _score(self, batch: SeriesBatch, history: np.ndarray, exclude: np.ndarray | None) -> Scores:
+        y = batch.value.astype(float)
+        seasonal, ready = self._baseline(history, batch.season)
+        expected = seasonal * self._level(history, seasonal, batch.season)
 
         # variance model, as a transform to a scale where noise is even:
         #   counts and sums: Anscombe square root (Poisson-like: variance grows with the level)
@@ -106,6 +114,8 @@ class RobustSeasonal:
             unit = np.where(ratio, 1.0 / np.sqrt(np.where(batch.weight > 0, batch.weight, np.nan)), 1.0)
         ty, te = np.where(count, _anscombe(y), y), np.where(count, _anscombe(expected), expected)
         r = (ty - te) / unit
+        if exclude is not None:  # the scale is learned from normal buckets only
+            r = np.where(exclude, np.nan, r)
         # robust scale from the previous two weeks of residuals (shifted: excludes bucket t)
         window = 2 * batch.season
         roll = pd.DataFrame(np.abs(r).T).rolling(window, min_periods=max(batch.season // 2, 3))
@@ -122,11 +132,12 @@ class RobustSeasonal:
         sigma = scale * unit
         z = np.where(ready, (ty - te) / sigma, np.nan)
         # alert only once the calibration below has a week of this series' own scores
-        seen = pd.DataFrame(np.isfinite(z).T).rolling(batch.season, min_periods=1).sum().shift(1).to_numpy().T
+        seen = pd.DataFrame(ready.T.astype(float)).rolling(batch.season, min_periods=1).sum().shift(1).to_numpy().T
         ready = ready & learned & (np.nan_to_num(seen) >= batch.season)
 
         # calibrate: heavy-tailed series (revenue) alert past their own usual extremes, not just 4 sigma
-        thr = self._calibrated(z, batch.season)
+        z_hist = z if exclude is None else np.where(exclude, np.nan, z)
+        thr = self._calibrated(z_hist, batch.season)
         if batch.holiday is not None:  # no yearly history to learn holiday effects: widen the band
             thr = np.where(np.broadcast_to(batch.holiday, thr.shape), thr * self.holiday_widen, thr)
         # sustained shifts: evidence summed over the last few buckets (a scan statistic, CUSUM-like)
@@ -138,7 +149,7 @@ class RobustSeasonal:
                 zw = _window_sum(d, w) / np.sqrt(_window_sum(v, w))
             zw = np.where(ready & np.isfinite(z), zw, np.nan)
             same_way = (np.sign(zw) == np.sign(z)) & (np.abs(z) >= 1.0)
-            thr_w = self._calibrated(zw, batch.season)
+            thr_w = self._calibrated(zw if exclude is None else np.where(exclude, np.nan, zw), batch.season)
             if batch.holiday is not None:
                 thr_w = np.where(np.broadcast_to(batch.holiday, thr_w.shape), thr_w * self.holiday_widen, thr_w)
             evidence = np.fmax(evidence, np.where(same_way, np.abs(zw) / thr_w, 0.0))

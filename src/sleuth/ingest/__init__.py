@@ -7,6 +7,7 @@ plus every other scalar column of the source (nested objects flattened to dotted
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 REQUIRED = ("timestamp", "event")
 _JUNK_COLUMNS = {"", "column0", "unnamed: 0", "column00", "index"}
+#: names of id-like columns, which are never automatic dimensions ("user_id", "userId", "ID"; not "paid")
+_ID_LIKE = re.compile(r"(^|[^A-Za-z])(?i:id)$|[a-z0-9](Id|ID)$|(?i:uuid|guid|token|url|timestamp|time)$")
 
 
 @dataclass
@@ -80,7 +83,7 @@ def _resolve_columns(table: ibis.Table, config: Config, source: str) -> dict[str
         if mapping[std] is None:
             raise InputError(
                 f"{source}: no {std!r} column (looked for {', '.join(ALIASES[std][:6])}); columns are: "
-                f"{', '.join(cols[:30])}. Map yours in sleuth.yaml: columns: {{{std}: <column>}}"
+                f"{', '.join(cols[:30]) or 'none'}. Map yours in sleuth.yaml: columns: {{{std}: <column>}}"
             )
     return mapping
 
@@ -115,7 +118,7 @@ def _auto_dimensions(table: ibis.Table, exclude: set[str]) -> list[str]:
     cands = [
         c for c, t in table.schema().items()
         if c not in exclude and (t.is_string() or t.is_boolean())
-        and not c.lower().endswith(("id", "_id", "token", "url", "timestamp", "time"))
+        and not _ID_LIKE.search(c)
     ]
     if not cands:
         return []
@@ -137,7 +140,10 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     """Open ``source`` and normalise it (Contract 1). Raises :class:`InputError` on bad input."""
     config = config or Config()
     backend, raw, name = open_source(source, con)
-    raw = raw.drop(*[c for c in raw.columns if c.strip().lower() in _JUNK_COLUMNS])
+    junk = [c for c in raw.columns if c.strip().lower() in _JUNK_COLUMNS]
+    if len(junk) == len(raw.columns):
+        raise InputError(f"{name}: no named columns; the first line must be a header such as 'timestamp,event'")
+    raw = raw.drop(*junk)
     raw, notes = flatten(raw, config.explode, name)
     mapping = _resolve_columns(raw, config, name)
 
@@ -149,7 +155,7 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
         msg = str(err).strip().splitlines()[0][:300]
         raise InputError(f"{name}: cannot read the events ({msg}); check the file format") from None
     if n == 0:
-        raise InputError(f"{name}: no events (the source has a header but no rows)")
+        raise InputError(f"{name}: no events (the source has a header but no rows); add at least one event row")
 
     std = {}
     std["timestamp"] = parse_timestamp(raw, mapping["timestamp"], name)
@@ -165,7 +171,7 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     others = {c: raw[c] for c in raw.columns if c not in used and c not in std}
 
     if config.dimensions is None:
-        dimensions = _auto_dimensions(raw, used)
+        dimensions = _auto_dimensions(raw, used | set(std))  # a source column named like a standard one is not a dimension
         if dimensions:
             notes.append(f"dimensions found automatically: {', '.join(dimensions)}")
     else:
@@ -198,6 +204,8 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     except Exception as err:
         msg = str(err).strip().splitlines()[0][:300]
         raise InputError(f"{name}: cannot read the events ({msg})") from None
+    if int(table.count().execute()) == 0:
+        raise InputError(f"{name}: column {mapping['timestamp']!r} is empty in every row; every event needs a time")
     return Events(con=backend, table=table, source=name, dimensions=dimensions, mapping=mapping,
                   sessions_derived=derived, notes=notes)
 

@@ -32,6 +32,7 @@ def _flat_columns(table: ibis.Table) -> dict[str, ibis.Value]:
 def flatten(table: ibis.Table, explode: list[str], source: str) -> tuple[ibis.Table, list[str]]:
     """Return the flat table and notes about what was left out."""
     notes: list[str] = []
+    exploded: set[str] = set()
     for _ in range(4):  # explode, then flatten what the elements contain; nested lists up to 4 deep
         cols = _flat_columns(table)
         table = table.select(**{k: v.name(k) for k, v in cols.items()})
@@ -39,8 +40,11 @@ def flatten(table: ibis.Table, explode: list[str], source: str) -> tuple[ibis.Ta
         if not todo:
             break
         for col in todo:
-            table = table.unnest(col)
-    missing = [c for c in explode if c not in table.columns]
+            # keep_empty: an event without the list stays one row (its element columns are null)
+            table = table.unnest(col, keep_empty=True)
+            exploded.add(col)
+    # an exploded list of objects is flattened to 'col.field' columns, so 'col' itself is gone
+    missing = [c for c in explode if c not in exploded and c not in table.columns]
     if missing:
         raise InputError(
             f"{source}: 'explode' names {missing[0]!r}, which is not a list field; "

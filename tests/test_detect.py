@@ -1,0 +1,144 @@
+"""Detector contract: no look-ahead, determinism, NaN and empty input; and what it must catch."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sleuth.detect.base import SeriesBatch, available, get_detector
+from sleuth.errors import ConfigError
+from sleuth.score import score_frame
+
+WEEK = 168
+
+
+def seasonal_counts(weeks: int = 6, level: float = 100.0, seed: int = 0, n: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(weeks * WEEK)
+    shape = 1 + 0.6 * np.sin(2 * np.pi * (t % 24) / 24 - 1.5) + 0.15 * ((t // 24) % 7 >= 5)
+    return rng.poisson(level * shape, size=(n, len(t))).astype(float)
+
+
+def batch(values: np.ndarray, kind: str = "count", weight: np.ndarray | None = None) -> SeriesBatch:
+    values = np.atleast_2d(values)
+    w = np.full_like(values, np.nan) if weight is None else np.atleast_2d(weight)
+    return SeriesBatch(value=values, weight=w, kind=np.full(values.shape[0], kind), season=WEEK, day=24)
+
+
+def ratio_series(weeks: int = 6, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    den = seasonal_counts(weeks, 200, seed)[0]
+    num = rng.binomial(den.astype(int), 0.05).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan), den
+
+
+@pytest.mark.parametrize("name", available())
+@pytest.mark.parametrize("kind", ["count", "ratio", "real"])
+def test_no_look_ahead(name, kind):
+    """A score at t does not change when later points are appended."""
+    if kind == "ratio":
+        y, w = ratio_series()
+    else:
+        y, w = seasonal_counts()[0], None
+        if kind == "real":
+            y = y - 80.0  # any sign
+    det = get_detector(name)
+    full = det.score_batch(batch(y, kind, w))
+    for cut in (3 * WEEK + 5, 4 * WEEK + 77, len(y) - 1):
+        part = det.score_batch(batch(y[:cut], kind, None if w is None else w[:cut]))
+        for field in ("expected", "lower", "upper", "z", "anomaly_score", "is_anomaly"):
+            np.testing.assert_array_equal(getattr(part, field)[0], getattr(full, field)[0, :cut], err_msg=field)
+
+
+@pytest.mark.parametrize("name", available())
+def test_deterministic_and_survives_nan_and_empty(name):
+    y = seasonal_counts()[0]
+    y[500:520] = np.nan
+    det = get_detector(name)
+    a, b = det.score_batch(batch(y)), det.score_batch(batch(y))
+    np.testing.assert_array_equal(a.anomaly_score, b.anomaly_score)
+    assert not a.is_anomaly[0, 500:520].any()
+    assert np.all((a.anomaly_score >= 0) & (a.anomaly_score <= 1))
+    empty = det.score_batch(batch(np.zeros((1, 0))))
+    assert empty.anomaly_score.shape == (1, 0)
+
+
+def test_unknown_detector_names_the_choices():
+    with pytest.raises(ConfigError, match="available: .*seasonal"):
+        get_detector("nope")
+
+
+def test_clean_series_raise_few_alarms():
+    ys = seasonal_counts(weeks=6, n=50, seed=3)
+    s = get_detector("seasonal").score_batch(batch(ys))
+    scored = s.ready.sum()
+    assert scored > 50 * 2 * WEEK
+    assert s.is_anomaly.sum() / scored < 0.002
+
+
+def test_drop_to_zero_is_caught_at_once():
+    y = seasonal_counts()[0]
+    t0 = 5 * WEEK + 12
+    y[t0:t0 + 3] = 0
+    s = get_detector("seasonal").score_batch(batch(y))
+    assert s.is_anomaly[0, t0:t0 + 3].all()
+    assert s.z[0, t0] < -4
+
+
+def test_sustained_small_shift_is_caught_by_accumulated_evidence():
+    y = seasonal_counts(level=100, seed=5)[0]
+    t0 = 5 * WEEK + 10
+    y[t0:t0 + 6] = np.round(y[t0:t0 + 6] * 0.7)  # six hours at -30 %
+    s = get_detector("seasonal").score_batch(batch(y))
+    assert s.is_anomaly[0, t0:t0 + 6].any()
+    # the single-bucket z alone would not have crossed the threshold everywhere
+    assert np.nanmin(np.abs(s.z[0, t0:t0 + 6])) < 4
+
+
+def test_old_incident_neither_shifts_baseline_nor_widens_band():
+    clean = seasonal_counts(seed=9)[0]
+    hurt = clean.copy()
+    t_old = 3 * WEEK + 38  # once alerting has started: the first pass flags it
+    hurt[t_old:t_old + 6] = 0
+    det = get_detector("seasonal")
+    a, b = det.score_batch(batch(clean)), det.score_batch(batch(hurt))
+    assert b.is_anomaly[0, t_old:t_old + 6].all()
+    t_new = 5 * WEEK + 38  # same hours, two weeks later
+    np.testing.assert_allclose(b.expected[0, t_new:t_new + 6], a.expected[0, t_new:t_new + 6], rtol=0.03)
+    width_a = a.upper[0, t_new:t_new + 6] - a.lower[0, t_new:t_new + 6]
+    width_b = b.upper[0, t_new:t_new + 6] - b.lower[0, t_new:t_new + 6]
+    np.testing.assert_allclose(width_b, width_a, rtol=0.1)
+
+
+def test_low_volume_ratio_does_not_alert_on_noise_but_high_volume_does():
+    rng = np.random.default_rng(2)
+    T = 6 * WEEK
+    out = {}
+    for name, n in (("low", 20), ("high", 20000)):
+        den = np.full(T, float(n))
+        p = np.full(T, 0.05)
+        p[5 * WEEK + 10:5 * WEEK + 14] = 0.04  # -20 % for four hours
+        y = rng.binomial(n, p) / den
+        s = get_detector("seasonal").score_batch(batch(y, "ratio", den))
+        out[name] = s.is_anomaly[0]
+    assert out["high"][5 * WEEK + 10:5 * WEEK + 14].any()
+    assert out["low"].sum() <= 2
+
+
+def test_score_frame_prefix_equals_head_of_full_result():
+    y = seasonal_counts(n=2, seed=4)
+    ts = pd.date_range("2026-01-05", periods=y.shape[1], freq="h")
+    df = pd.DataFrame({
+        "series_id": np.repeat(["a", "b"], y.shape[1]),
+        "timestamp": np.tile(ts.strftime("%Y-%m-%d %H:%M:%S"), 2),
+        "value": y.ravel(),
+    })
+    df["_ts"], df["_value"] = pd.to_datetime(df.timestamp), df.value.astype(float)
+    full = score_frame(df)
+    a = df[df.series_id == "a"].reset_index(drop=True)
+    head = a.iloc[: 4 * WEEK + 3].copy()
+    part = score_frame(head)
+    full_a = full[full.series_id == "a"].reset_index(drop=True).iloc[: len(part)]
+    pd.testing.assert_frame_equal(part.reset_index(drop=True), full_a)
+    assert {"anomaly_score", "is_anomaly"} <= set(full.columns)
