@@ -150,6 +150,20 @@ def test_rows_without_a_timestamp_are_dropped(tmp_path):
     assert load(path)["event"].tolist() == ["a", "c"]
 
 
+def test_all_timestamps_empty_is_an_error_naming_the_column(tmp_path):
+    path = tmp_path / "no_times.csv"
+    path.write_text("timestamp,event\n,a\n,b\n")
+    with pytest.raises(InputError, match=r"column 'timestamp' is empty in every row"):
+        load_events(path, Config())
+
+
+def test_file_of_blank_lines_asks_for_a_header(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("\n\n\n")
+    with pytest.raises(InputError, match=r"blank\.csv: no named columns.*header"):
+        load_events(path, Config())
+
+
 # ---------------------------------------------------------------- nested JSON Lines
 
 def test_nested_objects_flatten_to_dotted_names_without_known_keys(tmp_path):

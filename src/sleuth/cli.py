@@ -133,6 +133,7 @@ def demo(
 ) -> None:
     """Generate a demo shop with injected incidents, detect and explain them, compare with the truth."""
     from .bench.shop import evaluate, write_shop
+    from .incidents import json_default
     from .pipeline import detect as run_detect
     from .report import incidents_table, print_notes, truth_table
 
@@ -152,7 +153,7 @@ def demo(
         for inc in result.incidents:
             sys.stdout.write(inc.to_json() + "\n")
         summary = {k: v for k, v in evaluation.items() if k != "false_alarm_list"}
-        sys.stdout.write(json.dumps({"evaluation": summary, "seconds": round(elapsed, 1)}) + "\n")
+        sys.stdout.write(json.dumps({"evaluation": summary, "seconds": round(elapsed, 1)}, default=json_default) + "\n")
         return
     ratios = {m for m, spec in result.cube.metrics.items() if spec.is_ratio}
     out.print(f"[bold]Demo shop[/]: {written['rows']:,} events, {weeks} weeks, 2 properties (web, app) "
@@ -185,7 +186,7 @@ dimensions: [device, os, browser, country, channel, campaign, category]
 def _not_yet(verb: str, issue: int, what: str):
     def command() -> None:
         raise NotYetError(f"'sleuth {verb}' is not built yet: {what} (tracked in issue {issue})")
-    command.__doc__ = f"[not yet] {what}."
+    command.__doc__ = f"(not yet) {what[0].upper()}{what[1:]}."
     return command
 
 
@@ -204,24 +205,13 @@ for _verb, _issue, _what in [
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app()  # standalone: usage errors keep typer's message shape and exit code 2
     except SleuthError as e:
         err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except Exception as e:  # click usage errors keep click's own message shape and exit code
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
 
 
 if __name__ == "__main__":

@@ -16,6 +16,13 @@ from .metrics.cube import TOTAL, Cube
 MAX_GAP = 1
 
 
+def json_default(x: Any) -> Any:
+    """numpy scalars as plain numbers for JSON."""
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
 def _iso(ts: pd.Timestamp) -> str:
     return pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -56,7 +63,7 @@ class Incident:
         return asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=json_default)
 
     def start_time(self) -> pd.Timestamp:
         """``start`` as a naive UTC timestamp."""
@@ -203,7 +210,7 @@ def _find(cube: Cube, scores: Scores, series: np.ndarray, flags: np.ndarray,
                 start=start_s, end=end_s, direction="up" if s > 0 else "down",
                 actual=_num(summ["actual"]), expected=_num(summ["expected"]),
                 lower=_num(summ["lower"]), upper=_num(summ["upper"]), score=round(peak, 2),
-                severity=severity_of(rel, peak), property=prop, change=_num(rel), buckets=b - a,
+                severity=severity_of(rel, peak), property=str(prop), change=_num(rel), buckets=int(b - a),
             ))
     return incidents
 

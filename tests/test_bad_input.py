@@ -1,0 +1,144 @@
+"""Bad input through the real CLI: one line on stderr that names the file, column, row or config
+key and says what to do; exit code 2; no traceback; the input file is left as it was.
+
+Every case runs in its own subprocess; they are started together (module fixture) to keep the
+file fast, and each test checks one case's result.
+"""
+from __future__ import annotations
+
+import random
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+GOOD_CSV = (
+    "timestamp,event,session_id,revenue,device,tax\n"
+    "2026-04-01T10:00:00Z,page_view,s1,,mobile,1.5\n"
+    "2026-04-01T10:05:00Z,purchase,s1,12.50,mobile,abc\n"
+    "2026-04-01T10:09:00Z,page_view,s2,,desktop,2\n"
+)
+
+
+def _xlsx_bytes(path: Path) -> None:
+    """A (minimal) real .xlsx container: a zip with the spreadsheet parts' names."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr("xl/worksheets/sheet1.xml", "<worksheet><sheetData/></worksheet>")
+
+
+@dataclass
+class Case:
+    #: file name -> text, bytes, or a function that writes the file
+    files: dict
+    #: CLI arguments after the command; "{d}" is the case's folder
+    args: list[str]
+    #: fragments the one-line message must contain (what is wrong, where, what to do)
+    expect: list[str]
+    commands: tuple[str, ...] = ("detect",)
+
+
+def events_with_config(yaml_text: str, expect: list[str], commands=("detect",)) -> Case:
+    return Case({"events.csv": GOOD_CSV, "sleuth.yaml": yaml_text},
+                ["events.csv", "--config", "sleuth.yaml"], expect, commands)
+
+
+CASES: dict[str, Case] = {
+    "missing_file": Case({}, ["nope.csv"], ["nope.csv", "file not found", "check the path"], ("detect", "metrics")),
+    "empty_file": Case({"empty.csv": b""}, ["empty.csv"], ["empty.csv", "is empty", "needs a header"]),
+    "header_only": Case({"header.csv": "timestamp,event\n"}, ["header.csv"],
+                        ["header.csv", "no events", "add at least one event"]),
+    "missing_timestamp_column": Case(
+        {"e.csv": "when,event\n2026-04-01T10:00:00Z,a\n"}, ["e.csv"],
+        ["e.csv", "no 'timestamp' column", "columns are: when, event", "columns: {timestamp: <column>}"]),
+    "missing_event_column": Case(
+        {"e.csv": "timestamp,what\n2026-04-01T10:00:00Z,a\n"}, ["e.csv"],
+        ["e.csv", "no 'event' column", "columns are: timestamp, what", "columns: {event: <column>}"]),
+    "unparsable_timestamp": Case(
+        {"e.csv": "timestamp,event\n2026-04-01T10:00:00Z,a\n2026-04-01T11:00:00Z,a\nyesterday-ish,b\n"}, ["e.csv"],
+        ["e.csv", "column 'timestamp'", "row 3", "'yesterday-ish'", "ISO 8601"]),
+    "text_in_revenue": Case(
+        {"e.csv": "timestamp,event,revenue\n2026-04-01T10:00:00Z,a,1.5\n2026-04-01T11:00:00Z,purchase,EUR 5\n"},
+        ["e.csv"], ["e.csv", "column 'revenue'", "row 2", "'EUR 5'", "must be numeric"], ("detect", "metrics")),
+    "text_in_sum_metric_column": events_with_config(
+        "metrics:\n  - name: tax_total\n    type: sum\n    column: tax\n",
+        ["events.csv", "column 'tax'", "row 2", "'abc'", "metric 'tax_total'", "must be numeric"]),
+    "unknown_metric_type": events_with_config(
+        "metrics:\n  - name: tax_avg\n    type: avg\n    column: tax\n",
+        ["sleuth.yaml", "metrics[0].type", "'count'", "'sum'", "'distinct'", "'ratio'", "got 'avg'"],
+        ("detect", "metrics")),
+    "unknown_top_level_key": events_with_config(
+        "granularty: 1h\n", ["sleuth.yaml", "unknown key 'granularty'", "allowed here", "granularity"]),
+    "unknown_dimension": events_with_config(
+        "dimensions: [devise]\n",
+        ["events.csv", "dimension 'devise'", "did you mean 'device'", "dimensions"]),
+    "invalid_yaml": events_with_config(
+        "granularity: 1h\nmetrics: [\n  name: x\n", ["sleuth.yaml", "line", "not valid YAML", "fix the syntax"]),
+    "unknown_holiday_country": events_with_config(
+        "holidays: [US, XX]\n", ["sleuth.yaml", "holidays", "'XX'", "US"]),
+    "bad_timezone": events_with_config(
+        "timezone: Mars/Olympus\n", ["sleuth.yaml", "timezone", "'Mars/Olympus'", "IANA", "Europe/Berlin"]),
+    "sum_metric_without_column": events_with_config(
+        "metrics:\n  - name: total\n    type: sum\n", ["sleuth.yaml", "metrics[0]", "'sum'", "needs 'column'"]),
+    "binary_garbage_csv": Case({"garbage.csv": random.Random(7).randbytes(6000)}, ["garbage.csv"],
+                               ["garbage.csv", "binary", "export the events as CSV"]),
+    "xlsx_file": Case({"book.xlsx": _xlsx_bytes}, ["book.xlsx"], ["book.xlsx", "'.xlsx'", "use .csv"]),
+}
+RUNS = [(name, cmd) for name, case in CASES.items() for cmd in case.commands]
+
+
+def _write(folder: Path, files: dict) -> None:
+    folder.mkdir(parents=True)
+    for fname, content in files.items():
+        path = folder / fname
+        if callable(content):
+            content(path)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, run_cli):
+    """Run every (case, command) at once; each result has the process and the files before/after."""
+    root = tmp_path_factory.mktemp("bad_input")
+    jobs = {}
+    for name, cmd in RUNS:
+        folder = root / f"{name}-{cmd}"
+        _write(folder, CASES[name].files)
+        jobs[(name, cmd)] = (folder, _snapshot(folder))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {(name, cmd): pool.submit(run_cli, cmd, *CASES[name].args, cwd=folder)
+                   for (name, cmd), (folder, _) in jobs.items()}
+        return {key: {"proc": fut.result(), "before": jobs[key][1], "after": _snapshot(jobs[key][0])}
+                for key, fut in futures.items()}
+
+
+@pytest.mark.parametrize("name, command", RUNS, ids=[f"{n}-{c}" for n, c in RUNS])
+def test_bad_input_gives_one_clear_line_and_exit_2(results, name, command):
+    proc = results[(name, command)]["proc"]
+    stderr = proc.stderr
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 2, (proc.returncode, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    line = lines[0]
+    assert line.startswith("error: "), line
+    missing = [frag for frag in CASES[name].expect if frag not in line]
+    assert not missing, f"{missing} not in: {line}"
+    assert proc.stdout.strip() == "", proc.stdout
+
+
+@pytest.mark.parametrize("name, command", RUNS, ids=[f"{n}-{c}" for n, c in RUNS])
+def test_failed_run_leaves_the_input_files_alone(results, name, command):
+    r = results[(name, command)]
+    assert r["proc"].returncode == 2
+    assert r["after"] == r["before"]  # same files, same bytes: nothing modified, deleted or added
