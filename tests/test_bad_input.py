@@ -22,7 +22,7 @@ GOOD_CSV = (
 )
 
 
-def _xlsx_bytes(path: Path) -> None:
+def _write_xlsx(path: Path) -> None:
     """A (minimal) real .xlsx container: a zip with the spreadsheet parts' names."""
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("[Content_Types].xml", "<Types/>")
@@ -34,7 +34,7 @@ def _xlsx_bytes(path: Path) -> None:
 class Case:
     #: file name -> text, bytes, or a function that writes the file
     files: dict
-    #: CLI arguments after the command; "{d}" is the case's folder
+    #: CLI arguments after the command, run in the case's own folder
     args: list[str]
     #: fragments the one-line message must contain (what is wrong, where, what to do)
     expect: list[str]
@@ -47,7 +47,7 @@ def events_with_config(yaml_text: str, expect: list[str], commands=("detect",)) 
 
 
 CASES: dict[str, Case] = {
-    "missing_file": Case({}, ["nope.csv"], ["nope.csv", "file not found", "check the path"], ("detect", "metrics")),
+    "missing_file": Case({}, ["nope.csv"], ["nope.csv", "file not found", "check the path"]),
     "empty_file": Case({"empty.csv": b""}, ["empty.csv"], ["empty.csv", "is empty", "needs a header"]),
     "header_only": Case({"header.csv": "timestamp,event\n"}, ["header.csv"],
                         ["header.csv", "no events", "add at least one event"]),
@@ -78,14 +78,14 @@ CASES: dict[str, Case] = {
     "invalid_yaml": events_with_config(
         "granularity: 1h\nmetrics: [\n  name: x\n", ["sleuth.yaml", "line", "not valid YAML", "fix the syntax"]),
     "unknown_holiday_country": events_with_config(
-        "holidays: [US, XX]\n", ["sleuth.yaml", "holidays", "'XX'", "US"]),
+        "holidays: [US, XX]\n", ["sleuth.yaml", "holidays", "'XX'", "such as US"]),
     "bad_timezone": events_with_config(
         "timezone: Mars/Olympus\n", ["sleuth.yaml", "timezone", "'Mars/Olympus'", "IANA", "Europe/Berlin"]),
     "sum_metric_without_column": events_with_config(
         "metrics:\n  - name: total\n    type: sum\n", ["sleuth.yaml", "metrics[0]", "'sum'", "needs 'column'"]),
     "binary_garbage_csv": Case({"garbage.csv": random.Random(7).randbytes(6000)}, ["garbage.csv"],
                                ["garbage.csv", "binary", "export the events as CSV"]),
-    "xlsx_file": Case({"book.xlsx": _xlsx_bytes}, ["book.xlsx"], ["book.xlsx", "'.xlsx'", "use .csv"]),
+    "xlsx_file": Case({"book.xlsx": _write_xlsx}, ["book.xlsx"], ["book.xlsx", "'.xlsx'", "use .csv"]),
 }
 RUNS = [(name, cmd) for name, case in CASES.items() for cmd in case.commands]
 

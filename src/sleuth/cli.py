@@ -127,7 +127,7 @@ def score(
 def demo(
     out_dir: Path = typer.Option(Path(".sleuth/demo"), "--out", help="where the demo shop's data is written"),
     weeks: int = typer.Option(6, min=5, max=52, help="weeks of hourly history (alerts need 3 weeks)"),
-    sessions_per_hour: float = typer.Option(400.0, min=10, help="average traffic"),
+    sessions_per_hour: float = typer.Option(1000.0, min=10, help="average sessions per hour"),
     seed: int = typer.Option(7, help="random seed"),
     as_json: bool = typer.Option(False, "--json", help="print incidents as JSON lines and the evaluation as a last line"),
 ) -> None:

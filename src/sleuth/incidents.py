@@ -144,8 +144,10 @@ def _volume(cube: Cube, scores: Scores, i: int, a: int, b: int) -> float:
     """
     if cube.metrics[cube.keys.metric.iat[i]].is_ratio:
         den = np.nan_to_num(cube.denominator[i, a:b])
-        expected_num = float(np.nansum(np.nan_to_num(scores.expected[i, a:b]) * den))
-        return max(float(np.nansum(cube.numerator[i, a:b])), expected_num)
+        exp = np.nan_to_num(scores.expected[i, a:b])
+        if np.all((exp >= 0) & (exp <= 1)):  # a rate: the events are its numerator's
+            return max(float(np.nansum(cube.numerator[i, a:b])), float(np.sum(exp * den)))
+        return float(np.sum(den))  # e.g. revenue per order: the events are the orders
     s = cube.config.season
     now = float(np.nansum(cube.volume[i, a:b]))
     before = float(np.nansum(cube.volume[i, a - s:b - s])) if a >= s else 0.0

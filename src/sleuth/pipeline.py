@@ -79,7 +79,7 @@ def batch_of(cube: Cube) -> SeriesBatch:
     cfg = cube.config
     holiday = holiday_mask(cube.buckets, cfg.holidays, cfg.timezone) if cfg.holidays else None
     return SeriesBatch(value=cube.value, weight=cube.denominator, kind=kind, season=cfg.season,
-                       day=24 if cfg.granularity == "1h" else 1, holiday=holiday)
+                       day=24 if cfg.granularity == "1h" else 1, holiday=holiday, parent=cube.parents())
 
 
 def _history_notes(cube: Cube, detector) -> list[str]:

@@ -25,6 +25,7 @@ class SeriesBatch:
     season: int              # buckets per week (168 hourly, 7 daily)
     day: int                 # buckets per day (24 hourly, 1 daily)
     holiday: np.ndarray | None = None  # [T] or [S, T] bool: holiday buckets (bands widen there)
+    parent: np.ndarray | None = None   # [S] int: row of the series this one is a segment of, or -1
 
 
 @dataclass

@@ -11,8 +11,6 @@ and 12 buckets, which accumulate sustained small shifts. Everything at bucket t 
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -25,6 +23,56 @@ def _shift(a: np.ndarray, k: int) -> np.ndarray:
     if k < a.shape[1]:
         out[:, k:] = a[:, : a.shape[1] - k]
     return out
+
+
+def _nanmedian0(a: np.ndarray, n_ok: np.ndarray) -> np.ndarray:
+    """Median over axis 0 ignoring NaN (NaN where none), faster than ``np.nanmedian`` for a few rows."""
+    srt = np.sort(a, axis=0)  # NaN sorts last
+    lo = np.clip((n_ok - 1) // 2, 0, None)[None]
+    hi = np.clip(n_ok // 2, 0, a.shape[0] - 1)[None]
+    med = 0.5 * (np.take_along_axis(srt, lo, 0)[0] + np.take_along_axis(srt, hi, 0)[0])
+    return np.where(n_ok > 0, med, np.nan)
+
+
+def _online_scale(r: np.ndarray, window: int, min_count: int) -> np.ndarray:
+    """Robust noise scale per series and bucket, from residuals strictly before the bucket.
+
+    A winsorised running mean of |r| (equal weights up to ``window`` values, then exponential
+    with that span), turned into a standard deviation; NaN until ``min_count`` values were seen.
+    Winsorising at 4 scales keeps an outlier from widening the band; the mean, unlike the
+    median, does not collapse on sparse series that are mostly zero.
+    """
+    S, T = r.shape
+    out = np.full((T, S), np.nan)  # time-major: each step reads and writes contiguous memory
+    mean_abs = np.zeros(S)
+    n = np.zeros(S)
+    absr = np.ascontiguousarray(np.abs(r).T)
+    for t in range(T):
+        known = n >= min_count
+        scale = np.where(known, 1.2533 * mean_abs, np.nan)
+        out[t] = scale
+        x = absr[t]
+        ok = np.isfinite(x)
+        x = np.where(known, np.fmin(x, 4.0 * scale), x)
+        n += ok
+        alpha = np.where(ok, 1.0 / np.maximum(np.minimum(n, window), 1.0), 0.0)
+        mean_abs += alpha * (np.where(ok, x, 0.0) - mean_abs)
+    return out.T
+
+
+def _online_quantile(x: np.ndarray, q: float, start: float, step: float = 0.1) -> np.ndarray:
+    """Running estimate of the ``q`` quantile along the last axis, from values strictly before
+    each position (stochastic approximation: up by ``step*(1-q)`` past it, down by ``step*q``
+    below it, so it settles where a share ``1-q`` of values exceed it)."""
+    xt = np.ascontiguousarray(np.moveaxis(x, -1, 0))  # time-major
+    est = np.full(xt.shape[1:], start, dtype=float)
+    out = np.empty_like(xt, dtype=float)
+    for t in range(xt.shape[0]):
+        out[t] = est
+        v = xt[t]
+        ok = np.isfinite(v)
+        est += np.where(ok, step * ((v > est) - (1.0 - q)), 0.0)
+    return np.moveaxis(out, 0, -1)
 
 
 def _anscombe(x: np.ndarray) -> np.ndarray:
@@ -60,12 +108,13 @@ class RobustSeasonal:
 
     def __init__(self, threshold: float = 4.0, weeks: int = 4, min_weeks: int = 2,
                  windows: tuple[int, ...] = (3, 6, 12), tail_factor: float = 1.7,
-                 min_rel_change: float = 0.1, holiday_widen: float = 1.5):
+                 min_rel_change: float = 0.1, holiday_widen: float = 1.5, share_days: int = 14):
         self.threshold = threshold
         self.weeks = weeks
         self.min_weeks = min_weeks
         self.windows = tuple(windows)
         self.holiday_widen = holiday_widen
+        self.share_days = share_days
         self.tail_factor = tail_factor
         self.min_rel_change = min_rel_change
 
@@ -76,9 +125,7 @@ class RobustSeasonal:
     def _baseline(self, y: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray]:
         lags = np.stack([_shift(y, k * season) for k in range(1, self.weeks + 1)])
         n_ok = np.sum(np.isfinite(lags), axis=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            seasonal = np.nanmedian(lags, axis=0)
+        seasonal = _nanmedian0(lags, n_ok)
         ready = n_ok >= self.min_weeks
         return seasonal, ready
 
@@ -95,14 +142,21 @@ class RobustSeasonal:
         replaced by their expected values, so an old incident neither shifts the baseline nor
         widens the band. Both passes are causal, so the result is too."""
         y = batch.value.astype(float)
-        first = self._score(batch, y, None)
-        cleaned = np.where(first.is_anomaly, first.expected, y)
-        return self._score(batch, cleaned, first.is_anomaly)
+        first, own = self._score(batch, y, None)
+        # replace with the series' own seasonal median, which one bad week cannot move (a
+        # segment's borrowed expectation could carry a contaminated share into the history)
+        cleaned = np.where(first.is_anomaly & np.isfinite(own), own, y)
+        return self._score(batch, cleaned, first.is_anomaly)[0]
 
-    def _score(self, batch: SeriesBatch, history: np.ndarray, exclude: np.ndarray | None) -> Scores:
+    def _score(self, batch: SeriesBatch, history: np.ndarray,
+               exclude: np.ndarray | None) -> tuple[Scores, np.ndarray]:
+        """Scores, and the series' own seasonal expectation (before borrowing from a parent)."""
         y = batch.value.astype(float)
         seasonal, ready = self._baseline(history, batch.season)
         expected = seasonal * self._level(history, seasonal, batch.season)
+        own = expected
+        if batch.parent is not None:
+            expected = self._borrow(batch, history, expected)
 
         # variance model, as a transform to a scale where noise is even:
         #   counts and sums: Anscombe square root (Poisson-like: variance grows with the level)
@@ -116,13 +170,8 @@ class RobustSeasonal:
         r = (ty - te) / unit
         if exclude is not None:  # the scale is learned from normal buckets only
             r = np.where(exclude, np.nan, r)
-        # robust scale from the previous two weeks of residuals (shifted: excludes bucket t)
-        window = 2 * batch.season
-        roll = pd.DataFrame(np.abs(r).T).rolling(window, min_periods=max(batch.season // 2, 3))
-        med = roll.median().shift(1).to_numpy().T
-        mean = roll.mean().shift(1).to_numpy().T
-        # the median collapses on sparse series (mostly zeros): the mean absolute residual floors it
-        scale = np.fmax(1.4826 * med, 0.7 * 1.2533 * mean)
+        # robust scale, learned online from past residuals (score first, then learn)
+        scale = _online_scale(r, window=2 * batch.season, min_count=max(batch.season // 2, 3))
         # a rate in [0, 1] is at least as noisy as a binomial proportion
         p = np.clip(np.nan_to_num(expected), 0.01, 0.99)
         binomial = np.where(ratio & (expected >= 0) & (expected <= 1), 0.5 * np.sqrt(p * (1 - p)), 0.0)
@@ -132,27 +181,28 @@ class RobustSeasonal:
         sigma = scale * unit
         z = np.where(ready, (ty - te) / sigma, np.nan)
         # alert only once the calibration below has a week of this series' own scores
-        seen = pd.DataFrame(ready.T.astype(float)).rolling(batch.season, min_periods=1).sum().shift(1).to_numpy().T
-        ready = ready & learned & (np.nan_to_num(seen) >= batch.season)
+        since_ready = np.cumsum(np.cumsum(ready, axis=1) > 0, axis=1)  # buckets since first ready
+        ready = ready & learned & (since_ready > batch.season)
 
-        # calibrate: heavy-tailed series (revenue) alert past their own usual extremes, not just 4 sigma
-        z_hist = z if exclude is None else np.where(exclude, np.nan, z)
-        thr = self._calibrated(z_hist, batch.season)
-        if batch.holiday is not None:  # no yearly history to learn holiday effects: widen the band
-            thr = np.where(np.broadcast_to(batch.holiday, thr.shape), thr * self.holiday_widen, thr)
         # sustained shifts: evidence summed over the last few buckets (a scan statistic, CUSUM-like)
         d = np.where(np.isfinite(z), ty - te, 0.0)
         v = np.where(np.isfinite(z), sigma**2, 0.0)
-        evidence = np.abs(z) / thr
+        zs = [z]
         for w in self.windows:
             with np.errstate(invalid="ignore", divide="ignore"):
                 zw = _window_sum(d, w) / np.sqrt(_window_sum(v, w))
-            zw = np.where(ready & np.isfinite(z), zw, np.nan)
-            same_way = (np.sign(zw) == np.sign(z)) & (np.abs(z) >= 1.0)
-            thr_w = self._calibrated(zw if exclude is None else np.where(exclude, np.nan, zw), batch.season)
-            if batch.holiday is not None:
-                thr_w = np.where(np.broadcast_to(batch.holiday, thr_w.shape), thr_w * self.holiday_widen, thr_w)
-            evidence = np.fmax(evidence, np.where(same_way, np.abs(zw) / thr_w, 0.0))
+            zs.append(np.where(ready & np.isfinite(z), zw, np.nan))
+        stack = np.stack(zs)
+        # calibrate: heavy-tailed series (revenue) alert past their own usual extremes, not just 4 sigma
+        hist = stack if exclude is None else np.where(exclude[None], np.nan, stack)
+        thrs = np.fmax(self.threshold, self.tail_factor * _online_quantile(np.abs(hist), 0.98, start=2.33))
+        if batch.holiday is not None:  # no yearly history to learn holiday effects: widen the band
+            thrs = np.where(np.broadcast_to(batch.holiday, thrs.shape[1:])[None], thrs * self.holiday_widen, thrs)
+        thr = thrs[0]
+        evidence = np.abs(z) / thr
+        for k in range(1, len(zs)):
+            same_way = (np.sign(stack[k]) == np.sign(z)) & (np.abs(z) >= 1.0)
+            evidence = np.fmax(evidence, np.where(same_way, np.abs(stack[k]) / thrs[k], 0.0))
         lower = np.where(count, _anscombe_inv(te - thr * sigma), expected - thr * sigma)
         upper = np.where(count, _anscombe_inv(te + thr * sigma), expected + thr * sigma)
         rel = np.abs(y - expected) / np.maximum(np.abs(expected), 1e-9)
@@ -160,10 +210,43 @@ class RobustSeasonal:
         anomaly_score = a**2 / (1.0 + a**2)
         is_anomaly = (a >= 1.0) & (rel >= self.min_rel_change)
         return Scores(expected=expected, lower=lower, upper=upper, z=z,
-                      anomaly_score=anomaly_score, is_anomaly=is_anomaly, ready=ready)
+                      anomaly_score=anomaly_score, is_anomaly=is_anomaly, ready=ready), own
 
-    def _calibrated(self, z: np.ndarray, season: int) -> np.ndarray:
-        """Per-series threshold: at least ``threshold``, more for series whose past is heavy-tailed."""
-        tail = pd.DataFrame(np.abs(z).T).rolling(4 * season, min_periods=max(season // 2, 3)).quantile(0.98)
-        tail = tail.shift(1).to_numpy().T
-        return np.fmax(self.threshold, self.tail_factor * np.nan_to_num(tail))
+    def _borrow(self, batch: SeriesBatch, history: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """A segment's expected value from its parent's: the parent's (much less noisy) expectation
+        times the segment's share of it at the same hour of day over the last ``share_days`` days.
+
+        Counts: share of the parent's value. Ratios: the segment's rate relative to the parent's,
+        both from summed numerators and denominators. Everything is from buckets before t.
+        """
+        has = batch.parent >= 0
+        if not has.any():
+            return expected
+        seg = np.flatnonzero(has)
+        par = batch.parent[seg]
+        is_ratio = batch.kind[seg] == "ratio"
+        w = np.nan_to_num(batch.weight)
+        ratio_rows = (batch.kind == "ratio")[:, None]
+        num = np.where(ratio_rows, np.nan_to_num(history) * w, np.nan_to_num(history))  # a ratio's numerator
+        step, n = batch.day, self.share_days
+        lags = [k * step for k in range(1, n + 1)]
+
+        def same_hour_sum(a: np.ndarray) -> np.ndarray:
+            out = np.zeros_like(a)
+            for k in lags:
+                out += np.nan_to_num(_shift(a, k))
+            return out
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # counts: y_seg / y_parent; ratios: (num_seg/den_seg) / (num_par/den_par)
+            top = same_hour_sum(num[seg])
+            bottom = same_hour_sum(num[par])
+            share = top / bottom
+            rate_seg = top / same_hour_sum(w[seg])
+            rate_par = bottom / same_hour_sum(w[par])
+            relative = np.where(is_ratio[:, None], rate_seg / rate_par, share)
+            borrowed = expected[par] * relative
+        enough = np.isfinite(borrowed) & (np.arange(history.shape[1]) >= lags[-1])[None, :]
+        out = expected.copy()
+        out[seg] = np.where(enough, borrowed, expected[seg])
+        return out

@@ -96,6 +96,13 @@ class Cube:
             raise KeyError((property, metric, dimension, segment))
         return int(hit[0])
 
+    def parents(self) -> np.ndarray:
+        """For each series, the row of its total (same property and metric), or -1 for a total."""
+        k = self.keys
+        total_row = {(p, m): i for i, (p, m, d) in enumerate(zip(k.property, k.metric, k.dimension)) if d == TOTAL}
+        return np.array([-1 if d == TOTAL else total_row.get((p, m), -1)
+                         for p, m, d in zip(k.property, k.metric, k.dimension)], dtype=int)
+
     def totals(self) -> np.ndarray:
         return np.flatnonzero((self.keys.dimension == TOTAL).to_numpy())
 
