@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sleuth.detect.base import SeriesBatch, available, get_detector
+from sleuth.detectors.base import SeriesBatch, available, get_detector
 from sleuth.errors import ConfigError
 from sleuth.score import score_frame
 

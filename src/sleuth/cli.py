@@ -160,7 +160,7 @@ def demo(
               f"-> {out_dir}")
     out.print(incidents_table(result.incidents, ratios, title=f"{len(result.incidents)} incidents sleuth found"))
     out.print(truth_table(evaluation, truth))
-    from .detect.base import get_detector
+    from .detectors.base import get_detector
 
     history = get_detector("seasonal").min_history(result.config.season)
     weeks_scored = max((len(result.cube.buckets) - history) / result.config.season, 1e-9)

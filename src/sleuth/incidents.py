@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .detect.base import Scores
+from .detectors.base import Scores
 from .metrics.cube import TOTAL, Cube
 
 #: a gap of this many normal buckets inside an incident does not split it

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .calendar import holiday_names, holiday_mask
 from .config import Config, load_config, parse_config
-from .detect.base import Scores, SeriesBatch, get_detector
+from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
 from .explain.segments import explain_segments, peer_changes
 from .incidents import Incident, find_incidents, incidents_frame

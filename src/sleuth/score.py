@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .calendar import holiday_mask
-from .detect.base import SeriesBatch, get_detector
+from .detectors.base import SeriesBatch, get_detector
 from .errors import InputError
 
 #: rows used to infer the spacing of a series (fixed, so a prefix infers the same spacing)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..detect.base import Scores
+from ..detectors.base import Scores
 from ..incidents import Incident, _num
 from ..metrics.cube import TOTAL, Cube
 

@@ -47,7 +47,7 @@ class Detector(Protocol):
 
 _REGISTRY: dict[str, str] = {
     # name -> "module:Class"; imported lazily so optional extras are only needed when chosen
-    "seasonal": "sleuth.detect.seasonal:RobustSeasonal",
+    "seasonal": "sleuth.detectors.seasonal:RobustSeasonal",
 }
 
 
