@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .errors import NotYetError, SleuthError
 
@@ -31,15 +31,23 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="sleuth.yaml (default: der
 
 
 @contextmanager
-def stages(enabled: bool = True) -> Iterator:
-    """A progress display on stderr; yields a callback ``say(stage)``."""
+def stages(enabled: bool = True, extra: tuple[str, ...] = ()) -> Iterator:
+    """A progress bar on stderr over the pipeline's stages; yields a callback ``say(stage)``."""
+    from .pipeline import STAGES
+
     if not enabled or not err.is_terminal:
         yield lambda _stage: None
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+    order = [*extra, *STAGES]
+    with Progress(SpinnerColumn(), TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
-        task = progress.add_task("starting", total=None)
-        yield lambda stage: progress.update(task, description=stage)
+        task = progress.add_task("starting", total=len(order))
+
+        def say(stage: str) -> None:
+            done = order.index(stage) if stage in order else 0
+            progress.update(task, description=stage, completed=done)
+
+        yield say
 
 
 @app.command()
@@ -138,7 +146,7 @@ def demo(
     from .report import incidents_table, print_notes, truth_table
 
     t0 = time.perf_counter()
-    with stages(not as_json) as say:
+    with stages(not as_json, extra=("generating the demo shop",)) as say:
         say("generating the demo shop")
         written = write_shop(out_dir, fmt="parquet", weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed)
         cfg_path = out_dir / "sleuth.yaml"

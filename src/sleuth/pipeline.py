@@ -19,6 +19,9 @@ from .metrics.cube import Cube, build_cube
 from .metrics.derive import resolve_metrics
 
 Progress = Callable[[str], None]
+#: what :func:`detect` reports to its ``progress`` callback, in order
+STAGES = ("reading events", "building the metrics cube", "scoring every series", "grouping incidents",
+          "explaining incidents")
 
 
 @dataclass
@@ -102,19 +105,19 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     say = progress or (lambda _stage: None)
     cfg = as_config(config)
     t_since, t_until = parse_time(since, "since"), parse_time(until, "until")
-    say("reading events")
+    say(STAGES[0])
     events = load_events(source, cfg)
     metrics = resolve_metrics(cfg, events)
     if not metrics:
         raise InputError(f"{events.source}: no metrics to watch; define some under 'metrics:' in sleuth.yaml")
-    say("building the metrics cube")
+    say(STAGES[1])
     cube = build_cube(events, metrics, cfg, until=t_until)
-    say("scoring every series")
+    say(STAGES[2])
     det = get_detector(detector, threshold=cfg.threshold)
     scores = det.score_batch(batch_of(cube))
-    say("grouping incidents")
+    say(STAGES[3])
     incidents = find_incidents(cube, scores, since=t_since)
-    say("explaining incidents")
+    say(STAGES[4])
     for inc in incidents:
         explain_segments(cube, scores, inc)
         inc.peers = peer_changes(cube, scores, inc)
