@@ -9,6 +9,7 @@ evenly over every segment has no root cause: it is site-wide.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from ..detectors.base import Scores
 from ..incidents import Incident, _num
@@ -99,6 +100,64 @@ def explain_segments(cube: Cube, scores: Scores, incident: Incident) -> None:
         if len(lst) < TABLE_ROWS:
             lst.append({key: r[key] for key in ("segment", "expected", "actual", "share", "explains")})
     incident.contributions = table
+
+
+def localize_incident(events, cube: Cube, scores: Scores, incident: Incident, weeks: int = 4) -> list[dict] | None:
+    """Root causes over every combination of up to three dimensions, from the leaf table.
+
+    Actual: the incident window. Forecast: the same hours of up to ``weeks`` earlier weeks,
+    rescaled so that their total matches the detector's expected value (for a ratio: the rate).
+    For a segment's own incident the leaves are those of the segment. ``None`` when there is no
+    earlier week to compare with; ``[]`` when nothing stands out (a site-wide change).
+    """
+    from ..metrics.cube import leaf_table
+    from .rca import localize
+
+    metric = cube.metrics[incident.metric]
+    start, end = incident.start_time(), incident.end_time()
+    week = pd.Timedelta(days=7) if cube.config.granularity == "1h" else pd.Timedelta(days=7)
+    windows = {"now": (start, end)}
+    for k in range(1, weeks + 1):
+        if start - k * week >= cube.buckets[0]:
+            windows[f"b{k}"] = (start - k * week, end - k * week)
+    if len(windows) == 1 or not cube.dimensions:
+        return None
+    # distinct counts of sessions or users add up over leaves only for per-session dimensions
+    per_session = any(p is not None and p.type == "distinct" for p in metric.parts())
+    dims = events.session_dimensions() if per_session else list(cube.dimensions)
+    dims = [d for d in dims if d in cube.dimensions or d in incident.segment]
+    if any(d not in dims for d in incident.segment):
+        dims = [*dims, *(d for d in incident.segment if d not in dims)]
+    if not dims:
+        return None
+    leaves = leaf_table(events, metric, windows, dims, property=incident.property)
+    for dim, val in incident.segment.items():
+        leaves = leaves[leaves[dim] == val]
+    if leaves.empty:
+        return []
+    base = [w for w in windows if w != "now"]
+    pred_num = leaves[[f"{w}_num" for w in base]].sum(axis=1) / len(base)
+    if metric.is_ratio:
+        pred_den = leaves[[f"{w}_den" for w in base]].sum(axis=1) / len(base)
+        base_rate = pred_num.sum() / pred_den.sum() if pred_den.sum() > 0 else np.nan
+        scale = (incident.expected or 0) / base_rate if base_rate and np.isfinite(base_rate) else 1.0
+        frame = pd.DataFrame({"real": leaves["now_num"], "predict": pred_num * scale,
+                              "real_den": leaves["now_den"], "predict_den": pred_den})
+        kwargs = {"real_den": "real_den", "predict_den": "predict_den"}
+    else:
+        total = pred_num.sum()
+        scale = (incident.expected or 0) / total if total > 0 else 1.0
+        frame = pd.DataFrame({"real": leaves["now_num"], "predict": pred_num * scale})
+        kwargs = {}
+    free = [d for d in dims if d not in incident.segment]
+    frame[free] = leaves[free].to_numpy()
+    causes = localize(frame.reset_index(drop=True), free, **kwargs)
+    out = []
+    for rc in causes:
+        d = rc.to_dict()
+        d["segment"] = {**incident.segment, **rc.segment}
+        out.append(d)
+    return out
 
 
 def peer_changes(cube: Cube, scores: Scores, incident: Incident) -> dict[str, float | None]:

@@ -53,10 +53,24 @@ class Events:
     mapping: dict[str, str | None]
     sessions_derived: bool = False
     notes: list[str] = field(default_factory=list)
+    _session_dims: list[str] | None = field(default=None, repr=False)
 
     @property
     def columns(self) -> list[str]:
         return list(self.table.columns)
+
+    def session_dimensions(self) -> list[str]:
+        """Dimensions that stay the same within a session (device, country: not a product's
+        category). Leaves of a per-session metric only add up over these."""
+        if self._session_dims is None:
+            t = self.table.filter(self.table.session_id.notnull())
+            if not self.dimensions or t.count().execute() == 0:
+                self._session_dims = list(self.dimensions)
+            else:
+                per = t.group_by("session_id").aggregate(**{f"n{i}": t[d].nunique() for i, d in enumerate(self.dimensions)})
+                worst = per.aggregate(**{f"n{i}": per[f"n{i}"].max() for i in range(len(self.dimensions))}).execute().iloc[0]
+                self._session_dims = [d for i, d in enumerate(self.dimensions) if int(worst[f"n{i}"]) <= 1]
+        return self._session_dims
 
 
 def _suggest(name: str, options: list[str]) -> str:

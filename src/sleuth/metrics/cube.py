@@ -242,26 +242,36 @@ def leaf_table(events: Events, metric: Metric, windows: dict[str, tuple[pd.Times
     """Aggregates per leaf (every combination of dimension values) for each named window.
 
     Returns one row per leaf with ``<window>_num`` and ``<window>_den`` columns (``_den`` only
-    for ratios), for root-cause localisation over any window.
+    for ratios), for root-cause localisation over any windows. One engine query for all windows.
     """
     dims = list(dimensions if dimensions is not None else events.dimensions)
     t = events.table
     if property is not None:
         t = t.filter(t.property == property)
     a, b = metric.parts()
-    parts = []
+    label = None
     for wname, (start, end) in windows.items():
         s = ibis.literal(pd.Timestamp(start).tz_localize("UTC").to_pydatetime())
         e = ibis.literal(pd.Timestamp(end).tz_localize("UTC").to_pydatetime())
-        w = t.filter((t.timestamp >= s) & (t.timestamp < e))
-        aggs = {f"{wname}_num": _agg_expr(w, a).cast("float64")}
-        if b is not None:
-            aggs[f"{wname}_den"] = _agg_expr(w, b).cast("float64")
-        parts.append(w.group_by(dims).aggregate(**aggs).to_pandas() if dims else w.aggregate(**aggs).to_pandas())
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.merge(p, on=dims, how="outer") if dims else pd.concat([out, p], axis=1)
-    out = out.fillna({c: 0.0 for c in out.columns if c.endswith(("_num", "_den"))})
+        inside = (t.timestamp >= s) & (t.timestamp < e)
+        label = ibis.ifelse(inside, wname, label if label is not None else ibis.null().cast("string"))
+    keys = dims or ["_all"]
+    t = t.mutate(_window=label, _all=ibis.literal("all")).filter(lambda x: x._window.notnull())
+    aggs = {"num": _agg_expr(t, a).cast("float64")}
+    if b is not None:
+        aggs["den"] = _agg_expr(t, b).cast("float64")
+    long = t.group_by([*keys, "_window"]).aggregate(**aggs).to_pyarrow().to_pandas()
+    if long.empty:
+        return pd.DataFrame(columns=[*dims, *(f"{w}_{k}" for w in windows for k in aggs)])
+    wide = long.pivot_table(index=keys, columns="_window", values=list(aggs), aggfunc="sum", fill_value=0.0)
+    wide.columns = [f"{w}_{k}" for k, w in wide.columns]
+    out = wide.reset_index()
+    if not dims:
+        out = out.drop(columns="_all")
+    for wname in windows:
+        for k in aggs:
+            if f"{wname}_{k}" not in out.columns:
+                out[f"{wname}_{k}"] = 0.0
     if b is not None and metric.invert:
         for wname in windows:
             out[f"{wname}_num"] = out[f"{wname}_den"] - out[f"{wname}_num"]
