@@ -18,22 +18,37 @@ from .errors import InputError
 STEP_ROWS = 50
 
 
-def read_series(path: str | Path) -> pd.DataFrame:
+def read_csv_checked(path: str | Path, required: list[str], expected: str = "") -> pd.DataFrame:
+    """A small CSV with the ``required`` columns, or one clear line saying what is wrong."""
     p = Path(path)
+    expected = expected or ",".join(required)
     if not p.is_file():
         raise InputError(f"{p}: file not found; check the path")
     if p.stat().st_size == 0:
-        raise InputError(f"{p}: the file is empty; it needs a header 'timestamp,value' and rows")
+        raise InputError(f"{p}: the file is empty; it needs a header ({expected}) and rows")
     try:
-        df = pd.read_csv(p)
+        df = pd.read_csv(p, encoding="utf-8")
     except (UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise InputError(f"{p}: cannot read as CSV ({str(err).splitlines()[0][:200]}); expected columns timestamp,value") from None
+        raise InputError(f"{p}: cannot read as CSV ({str(err).splitlines()[0][:200]}); expected columns {expected}") from None
     except pd.errors.EmptyDataError:
-        raise InputError(f"{p}: the file is empty; it needs a header 'timestamp,value' and rows") from None
-    for col in ("timestamp", "value"):
+        raise InputError(f"{p}: the file is empty; it needs a header ({expected}) and rows") from None
+    for col in required:
         if col not in df.columns:
             raise InputError(f"{p}: no {col!r} column; columns are: {', '.join(map(str, df.columns))}. "
-                             "Expected timestamp,value or series_id,timestamp,value")
+                             f"Expected {expected}")
+    for col in required:
+        vals = pd.to_numeric(df[col], errors="coerce") if col != "timestamp" else None
+        if vals is not None:
+            bad = vals.isna() & df[col].notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise InputError(f"{p}: column {col!r} line {row + 2}: {df[col].iat[row]!r} is not a number")
+    return df
+
+
+def read_series(path: str | Path) -> pd.DataFrame:
+    p = Path(path)
+    df = read_csv_checked(p, ["timestamp", "value"], "timestamp,value or series_id,timestamp,value")
     ts = pd.to_datetime(df["timestamp"], errors="coerce", utc=True, format="mixed")
     bad = ts.isna() & df["timestamp"].notna()
     if bad.any():

@@ -89,6 +89,16 @@ def run(cases, method: Callable[..., list], **kwargs) -> dict:
     return out
 
 
+def run_folder(root: Path) -> dict:
+    """An RS folder (``anomaly.yaml``) or a Squeeze-format folder (``injection_info.csv``)."""
+    root = Path(root)
+    if (root / "anomaly.yaml").is_file():
+        return run_rs(root)
+    if (root / "injection_info.csv").is_file():
+        return run(squeeze_cases(root), localize)
+    raise InputError(f"{root}: no anomaly.yaml or injection_info.csv; the root-cause cases are not present at this path")
+
+
 def run_rs(root: Path) -> dict:
     cases = rs_cases(root)
     return run(cases, localize, real="good_real", predict="good_pred", real_den="cnt_real", predict_den="cnt_pred")
@@ -104,10 +114,14 @@ def synthetic_case(n_dims: int = 4, values: int = 10, n_causes: int = 1, depth: 
     predict = rng.lognormal(3, 1, len(leaves))
     real = predict * (1 + rng.normal(0, noise, len(leaves)))
     truth = []
-    for _ in range(n_causes):
+    hit = np.zeros(len(leaves), dtype=bool)
+    while len(truth) < n_causes:  # causes do not overlap, so the true set is unambiguous
         chosen = sorted(rng.choice(n_dims, depth, replace=False))
         elem = {dims[j]: f"{dims[j]}{rng.integers(values)}" for j in chosen}
         mask = np.all([leaves[k] == v for k, v in elem.items()], axis=0)
+        if (mask & hit).any():
+            continue
+        hit |= mask
         real[mask] = predict[mask] * (1 - magnitude) * (1 + rng.normal(0, noise, mask.sum()))
         truth.append(elem)
     leaves["real"], leaves["predict"] = real, predict

@@ -1,0 +1,261 @@
+"""Performance benchmark (``make bench``): ingest + cube against hand-written SQL, detection, demo.
+
+Prints a report and writes ``bench-results.json`` in the current directory. Not a test: it
+asserts nothing; the targets (sleuth's cube within 1.5x of the same aggregates in plain DuckDB
+SQL, >= 2,000 series/s/core for detection) are reported next to the measurements. Generated
+events are cached as Parquet under ``.sleuth/bench/`` and reused while the row count matches.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ..config import Config
+from ..detectors.base import SeriesBatch, get_detector
+from ..ingest import NONE_VALUE, load_events
+from ..metrics import cube as cube_module
+from ..metrics.cube import TOTAL, Cube, build_cube
+from ..metrics.derive import resolve_metrics
+from .shop import EVENTS, generate_shop
+
+CACHE = Path(".sleuth/bench")
+DIMENSIONS = ["device", "os", "browser", "country", "channel", "campaign", "category"]
+CUBE_SHOP = {"weeks": 8, "sessions_per_hour": 760.0, "seed": 7}  # ~5.0 M events
+DEMO_SHOP = {"weeks": 6, "sessions_per_hour": 400.0, "seed": 7}
+CUBE_TARGET, SERIES_TARGET = 1.5, 2000.0
+#: (cube metric, Cube array, hand-SQL column): every aggregate of the SQL is checked once
+CHECKS = [("sessions", "numerator", "sessions"), ("users", "numerator", "users"),
+          ("orders", "numerator", "n_purchase"), ("revenue", "numerator", "revenue"),
+          ("conversion_rate", "numerator", "purchase_sessions"),
+          ("cart_abandonment_rate", "denominator", "cart_sessions"),
+          *[(e, "numerator", f"n_{e}") for e in EVENTS if e != "purchase"]]
+
+
+def shop_parquet(weeks: int, sessions_per_hour: float, seed: int = 7, directory: Path = CACHE) -> tuple[Path, int]:
+    """Generated shop events as Parquet, written once and reused while its row count matches."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"shop-w{weeks}-s{sessions_per_hour:g}-seed{seed}"
+    path, meta = directory / f"{stem}.parquet", directory / f"{stem}.json"
+    if path.exists() and meta.exists():
+        rows = json.loads(meta.read_text()).get("rows")
+        if rows == pq.ParquetFile(path).metadata.num_rows:
+            return path, rows
+    events, _ = generate_shop(weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed)
+    tmp = path.with_suffix(".tmp")
+    events.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    meta.write_text(json.dumps({"rows": len(events)}))
+    return path, len(events)
+
+
+def _close(events) -> None:
+    """Free the engine's copy of the events now rather than at garbage collection."""
+    if hasattr(events.table, "release"):
+        events.table.release()
+    events.con.disconnect()
+
+
+def cube_config() -> Config:
+    return Config(dimensions=DIMENSIONS, granularity="1h")
+
+
+def run_sleuth(path: Path, config: Config) -> tuple[Cube, dict[str, float]]:
+    """``load_events`` + ``resolve_metrics`` + ``build_cube``, with the time of each stage."""
+    stages: dict[str, float] = {}
+    query = cube_module._aggregate_frame
+
+    def timed_query(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return query(*args, **kwargs)
+        finally:
+            stages["cube query (engine + fetch)"] = time.perf_counter() - t
+
+    t0 = time.perf_counter()
+    events = load_events(path, config)
+    t1 = time.perf_counter()
+    metrics = resolve_metrics(config, events)
+    t2 = time.perf_counter()
+    cube_module._aggregate_frame = timed_query  # time the engine query inside build_cube
+    try:
+        cube = build_cube(events, metrics, config)
+    finally:
+        cube_module._aggregate_frame = query
+    t3 = time.perf_counter()
+    _close(events)
+    stages = {"load_events": t1 - t0, "resolve_metrics": t2 - t1, **stages}
+    stages["build_cube (dense arrays, rest)"] = (t3 - t2) - stages["cube query (engine + fetch)"]
+    return cube, {k: round(v, 3) for k, v in stages.items()}
+
+
+def cube_sql(path: Path) -> str:
+    """The cube's aggregates in plain DuckDB SQL: one GROUP BY per level, one UNION ALL."""
+    src = str(path).replace("'", "''")
+    aggs = ",\n  ".join([f"count(*) FILTER (WHERE event = '{e}') AS n_{e}" for e in EVENTS] + [
+        "count(DISTINCT session_id) AS sessions", "count(DISTINCT user_id) AS users",
+        "count(DISTINCT session_id) FILTER (WHERE event = 'purchase') AS purchase_sessions",
+        "count(DISTINCT session_id) FILTER (WHERE event = 'add_to_cart') AS cart_sessions",
+        "coalesce(sum(revenue) FILTER (WHERE event = 'purchase'), 0) AS revenue"])
+
+    def level(dim: str | None) -> str:
+        segment = f"coalesce(CAST({dim} AS VARCHAR), '{NONE_VALUE}')" if dim else "''"
+        return (f"SELECT property, date_trunc('hour', timestamp) AS hour, '{dim or TOTAL}' AS dimension,"
+                f" {segment} AS segment,\n  {aggs}\nFROM read_parquet('{src}')\nGROUP BY ALL")
+    return "\nUNION ALL\n".join(level(d) for d in [None, *DIMENSIONS])
+
+
+def run_sql(path: Path):
+    """Run :func:`cube_sql` on a fresh connection, fetched to Arrow as sleuth fetches its cube.
+
+    Through ``con.sql`` (the relation API, as ibis does): with duckdb 1.5 ``con.execute`` of this
+    query can hang with every thread waiting.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone='UTC'")
+        return con.sql(cube_sql(path)).to_arrow_table()
+    finally:
+        con.close()
+
+
+def compare(cube: Cube, table) -> dict:
+    """Every SQL aggregate against the cube's series, per property, dimension value and hour."""
+    sql = table.to_pandas()
+    hour = pd.to_datetime(sql["hour"])
+    sql["hour"] = hour.dt.tz_convert("UTC").dt.tz_localize(None) if hour.dt.tz is not None else hour
+    keys = cube.keys[cube.keys.metric == CHECKS[0][0]][["property", "dimension", "segment"]]
+    row = pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(sql[["property", "dimension", "segment"]]))
+    col = cube.buckets.get_indexer(sql["hour"])
+    placed = (row >= 0) & (col >= 0)
+    out = {"sql_rows": len(sql), "sql_rows_not_in_cube": int((~placed).sum()), "values_compared": 0, "mismatches": {}}
+    for metric, field, column in CHECKS:
+        ours = getattr(cube, field)[(cube.keys.metric == metric).to_numpy()]
+        theirs = np.zeros_like(ours)
+        theirs[row[placed], col[placed]] = sql[column].to_numpy(float)[placed]
+        known = np.isfinite(ours)  # NaN: before a property's first or after its last event
+        bad = ~np.isclose(ours, theirs, rtol=1e-9, atol=1e-6) & known | (~known & (theirs != 0))
+        out["values_compared"] += int(known.sum())
+        if bad.any():
+            out["mismatches"][metric] = int(bad.sum())
+    totals = sql[sql.dimension == TOTAL]
+    out["sessions_total"] = float(totals["sessions"].sum())
+    out["revenue_total"] = round(float(totals["revenue"].sum()), 2)
+    out["agree"] = not out["mismatches"] and not out["sql_rows_not_in_cube"]
+    return out
+
+
+def cube_vs_sql(path: Path, repeats: int = 3) -> dict:
+    """Best-of-``repeats`` times of sleuth and of the hand SQL (runs interleaved), and agreement."""
+    config, sleuth_runs, sql_runs = cube_config(), [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        cube, stages = run_sleuth(path, config)
+        sleuth_runs.append((time.perf_counter() - t, stages))
+        t = time.perf_counter()
+        table = run_sql(path)
+        sql_runs.append(time.perf_counter() - t)
+    best, stages = min(sleuth_runs, key=lambda r: r[0])
+    return {"sleuth_s": round(best, 3), "sql_s": round(min(sql_runs), 3), "ratio": round(best / min(sql_runs), 3),
+            "target_ratio": CUBE_TARGET, "sleuth_runs_s": [round(r[0], 3) for r in sleuth_runs],
+            "sql_runs_s": [round(r, 3) for r in sql_runs], "sleuth_stages_s": stages,
+            "series": len(cube), "buckets": len(cube.buckets), "check": compare(cube, table)}
+
+
+def synthetic_series(n: int, weeks: int = 8, seed: int = 1) -> np.ndarray:
+    """Hourly Poisson counts with daily and weekly rhythm; levels from ~1 to ~1,000 per hour."""
+    rng = np.random.default_rng(seed)
+    h = np.arange(weeks * 168)
+    phase = rng.integers(0, 24, n)[:, None]  # series peak at different hours
+    daily = 1.0 + 0.6 * np.sin(2 * np.pi * ((h + phase) % 24) / 24)
+    weekly = np.where((h // 24) % 7 >= 5, 1.2, 1.0)
+    level = np.exp(rng.uniform(0.0, np.log(1000.0), n))[:, None]
+    return rng.poisson(level * daily * weekly).astype(float)
+
+
+def detection_speed(n: int = 2000, weeks: int = 8, repeats: int = 3) -> dict:
+    """Series per second of the seasonal detector's ``score_batch`` (best of ``repeats``)."""
+    v = synthetic_series(n, weeks)
+    batch = SeriesBatch(value=v, weight=np.full_like(v, np.nan), kind=np.full(n, "count"), season=168, day=24)
+    detector, walls, cpus = get_detector("seasonal"), [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        detector.score_batch(batch)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    wall, cpu = min(walls), min(cpus)
+    return {"series": n, "buckets": v.shape[1], "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+            "series_per_s": round(n / wall), "series_per_cpu_s": round(n / cpu),
+            "target_series_per_s_per_core": SERIES_TARGET, "runs_wall_s": [round(w, 3) for w in walls]}
+
+
+def end_to_end(path: Path) -> dict:
+    """One ``sleuth.pipeline.detect`` run on the demo shop, with the demo's config, per stage."""
+    import yaml
+
+    from ..cli import DEMO_CONFIG
+    from ..config import parse_config
+    from ..pipeline import detect
+
+    marks: list[tuple[str, float]] = []
+    t0 = time.perf_counter()
+    result = detect(str(path), parse_config(yaml.safe_load(DEMO_CONFIG)),
+                    progress=lambda stage: marks.append((stage, time.perf_counter())))
+    total = time.perf_counter() - t0
+    ends = [t for _, t in marks[1:]] + [t0 + total]
+    _close(result.events)
+    return {"seconds": round(total, 3), "series": len(result.cube), "incidents": len(result.incidents),
+            "stages_s": {name: round(end - start, 3) for (name, start), end in zip(marks, ends)}}
+
+
+def _print_stages(stages: dict[str, float]) -> None:
+    for name, s in stages.items():
+        print(f"    {name:<34} {s:8.2f} s")
+
+
+def main() -> None:
+    """Run the three sections, print the report and write ``bench-results.json``."""
+    info = {"cpus": os.cpu_count(), "python": platform.python_version(), "duckdb": duckdb.__version__,
+            "numpy": np.__version__, "machine": platform.machine(), "load_avg_start": os.getloadavg()}
+    print(f"sleuth benchmark: {info['cpus']} cores, duckdb {info['duckdb']}, load average {info['load_avg_start'][0]:.1f}")
+
+    print("\n1. Ingest + cube vs hand-written DuckDB SQL")
+    path, rows = shop_parquet(**CUBE_SHOP)
+    cube = {"events": rows, "parquet": str(path), **cube_vs_sql(path)}
+    check = cube["check"]
+    print(f"  {rows:,} events, {cube['series']:,} series x {cube['buckets']:,} hours")
+    print(f"  sleuth {cube['sleuth_s']:.2f} s  vs  SQL {cube['sql_s']:.2f} s  (best of 3) -> "
+          f"ratio {cube['ratio']:.2f} (target <= {CUBE_TARGET}: {'met' if cube['ratio'] <= CUBE_TARGET else 'NOT met'})")
+    _print_stages(cube["sleuth_stages_s"])
+    print(f"  agreement: {'yes' if check['agree'] else 'NO'} ({check['values_compared']:,} values; "
+          f"sessions {check['sessions_total']:,.0f}, revenue {check['revenue_total']:,.2f}"
+          f"{'; mismatches ' + str(check['mismatches']) if check['mismatches'] else ''})")
+
+    print("\n2. Detection speed (seasonal detector)")
+    det = detection_speed()
+    print(f"  {det['series']:,} series x {det['buckets']:,} hours: {det['wall_s']:.2f} s wall, {det['cpu_s']:.2f} s CPU")
+    print(f"  {det['series_per_s']:,} series/s wall, {det['series_per_cpu_s']:,} series per CPU-second "
+          f"(target {SERIES_TARGET:,.0f}/s/core: {'met' if det['series_per_cpu_s'] >= SERIES_TARGET else 'NOT met'})")
+
+    print("\n3. End to end: sleuth.pipeline.detect on the demo shop")
+    path, rows = shop_parquet(**DEMO_SHOP)
+    e2e = {"events": rows, **end_to_end(path)}
+    print(f"  {rows:,} events, {e2e['series']:,} series, {e2e['incidents']} incidents: {e2e['seconds']:.2f} s")
+    _print_stages(e2e["stages_s"])
+
+    info["load_avg_end"] = os.getloadavg()
+    results = {"machine": info, "cube_vs_sql": cube, "detection": det, "end_to_end": e2e,
+               "when": pd.Timestamp.now("UTC").isoformat()}
+    Path("bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print("\nwrote bench-results.json")
+
+
+if __name__ == "__main__":
+    main()
