@@ -108,18 +108,21 @@ class RobustSeasonal:
 
     def __init__(self, threshold: float = 4.0, weeks: int = 4, min_weeks: int = 2,
                  windows: tuple[int, ...] = (3, 6, 12), tail_factor: float = 1.7,
-                 min_rel_change: float = 0.1, holiday_widen: float = 1.5, share_days: int = 14):
+                 min_rel_change: float = 0.1, holiday_widen: float = 1.5, share_days: int = 14,
+                 level_margin: float = 0.8):
         self.threshold = threshold
         self.weeks = weeks
         self.min_weeks = min_weeks
         self.windows = tuple(windows)
         self.holiday_widen = holiday_widen
         self.share_days = share_days
+        self.level_margin = level_margin
         self.tail_factor = tail_factor
         self.min_rel_change = min_rel_change
 
     def min_history(self, season: int) -> int:
-        """Buckets of history a series needs before it can alert: lags, then a season of scores."""
+        """Buckets of history a seasonal series needs before it can alert on its seasonal
+        expectation; series without a rhythm alert earlier, on their recent level."""
         return (self.min_weeks + 1) * season
 
     def _baseline(self, y: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray]:
@@ -128,6 +131,26 @@ class RobustSeasonal:
         seasonal = _nanmedian0(lags, n_ok)
         ready = n_ok >= self.min_weeks
         return seasonal, ready
+
+    def _choose(self, history: np.ndarray, seasonal: np.ndarray, ready: np.ndarray,
+                batch: SeriesBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Per series and bucket, the seasonal expectation or the recent level (the median of the
+        last few buckets), whichever has forecast this series better lately (an online backtest).
+        Series without a seasonal rhythm, or without enough history for one, use the level."""
+        span = max(5, batch.day // 4)
+        frame = pd.DataFrame(history.T)
+        local = frame.rolling(span, min_periods=max(span // 2, 2)).median().shift(1).to_numpy().T
+        err_s = np.abs(history - seasonal)
+        err_l = np.abs(history - local)
+        both = np.isfinite(err_s) & np.isfinite(err_l)
+        horizon = max(batch.season, 2 * batch.day)
+        ew = lambda e: pd.DataFrame(np.where(both, e, np.nan).T).ewm(  # noqa: E731
+            span=horizon, min_periods=max(batch.day // 2, 12), ignore_na=True).mean().shift(1).to_numpy().T
+        score_s, score_l = ew(err_s), ew(err_l)
+        use_seasonal = ready & ~(score_l < self.level_margin * score_s)
+        local_ok = np.isfinite(local) & np.isfinite(score_l)
+        expected = np.where(use_seasonal, seasonal, np.where(local_ok, local, np.nan))
+        return expected, use_seasonal | local_ok
 
     def _level(self, y: np.ndarray, seasonal: np.ndarray, season: int) -> np.ndarray:
         both = np.isfinite(y) & np.isfinite(seasonal)
@@ -153,8 +176,11 @@ class RobustSeasonal:
         """Scores, and the series' own seasonal expectation (before borrowing from a parent)."""
         y = batch.value.astype(float)
         seasonal, ready = self._baseline(history, batch.season)
-        expected = seasonal * self._level(history, seasonal, batch.season)
-        own = expected
+        seasonal = seasonal * self._level(history, seasonal, batch.season)
+        expected, ready = self._choose(history, seasonal, ready, batch)
+        # what an anomalous bucket is replaced by in the history: the seasonal median, which one
+        # bad week cannot move (a recent level or a borrowed share could carry the anomaly on)
+        own = np.where(np.isfinite(seasonal), seasonal, expected)
         if batch.parent is not None:
             expected = self._borrow(batch, history, expected)
 
@@ -181,7 +207,7 @@ class RobustSeasonal:
         sigma = scale * unit
         z = np.where(ready, (ty - te) / sigma, np.nan)
         # alert only once the calibration below has a week of this series' own scores
-        since_ready = np.cumsum(np.cumsum(ready, axis=1) > 0, axis=1)  # buckets since first ready
+        since_ready = np.cumsum(np.cumsum(ready & learned, axis=1) > 0, axis=1)  # buckets since first ready
         ready = ready & learned & (since_ready > batch.season)
 
         # sustained shifts: evidence summed over the last few buckets (a scan statistic, CUSUM-like)
