@@ -172,6 +172,8 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
         if best is None:
             break
         _, gain, combo, gid, radix, mask, factor = best
+        if gain <= 0:
+            break
         share = min(gain / excess, 1.0)
         change = abs(float(v[mask].sum() - cur[mask].sum()))
         if out and change < MIN_RELATIVE_GAIN * first_change:
@@ -185,4 +187,4 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
     set_gain = base - float(((v - cur) ** 2).sum())
     if whole_gain >= set_gain * (1 - SUCCINCTNESS):
         return []  # scaling everything alike explains it as well: site-wide
-    return out
+    return sorted(out, key=lambda rc: -rc.score)
