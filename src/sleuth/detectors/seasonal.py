@@ -109,7 +109,7 @@ class RobustSeasonal:
     def __init__(self, threshold: float = 4.0, weeks: int = 4, min_weeks: int = 2,
                  windows: tuple[int, ...] = (3, 6, 12), tail_factor: float = 1.7,
                  min_rel_change: float = 0.1, holiday_widen: float = 1.5, share_days: int = 14,
-                 level_margin: float = 0.8):
+                 level_margin: float = 0.8, recent_factor: float = 1.5):
         self.threshold = threshold
         self.weeks = weeks
         self.min_weeks = min_weeks
@@ -117,6 +117,7 @@ class RobustSeasonal:
         self.holiday_widen = holiday_widen
         self.share_days = share_days
         self.level_margin = level_margin
+        self.recent_factor = recent_factor
         self.tail_factor = tail_factor
         self.min_rel_change = min_rel_change
 
@@ -222,6 +223,13 @@ class RobustSeasonal:
         # calibrate: heavy-tailed series (revenue) alert past their own usual extremes, not just 4 sigma
         hist = stack if exclude is None else np.where(exclude[None], np.nan, stack)
         thrs = np.fmax(self.threshold, self.tail_factor * _online_quantile(np.abs(hist), 0.98, start=2.33))
+        real = batch.kind == "real"
+        if real.any():
+            # series of unknown nature (no count or rate model): also past their recent extremes,
+            # so a bursty series alerts on a burst larger than its usual ones, not on every burst
+            recent = np.stack([pd.DataFrame(np.abs(zk).T).rolling(batch.season, min_periods=1).max()
+                               .shift(1).to_numpy().T for zk in stack])
+            thrs = np.where(real[None, :, None], np.fmax(thrs, self.recent_factor * np.nan_to_num(recent)), thrs)
         if batch.holiday is not None:  # no yearly history to learn holiday effects: widen the band
             thrs = np.where(np.broadcast_to(batch.holiday, thrs.shape[1:])[None], thrs * self.holiday_widen, thrs)
         thr = thrs[0]
