@@ -163,3 +163,18 @@ def test_bench_reads_squeeze_and_rs_folders(tmp_path):
     (rs / "anomaly.yaml").write_text("- data: case1\n  timestamp: 240\n  cause: {'cdn':2}\n")
     res = run_folder(rs)
     assert (res["tp"], res["fp"], res["fn"]) == (1, 0, 0)
+
+
+def test_rate_and_mix_effects_add_up_to_the_change_and_are_told_apart():
+    from sleuth.explain.segments import rate_mix_table
+
+    rng = np.random.default_rng(4)
+    leaves = _ratio_leaves(rng, rate_drop_in="ios", mix_shift_to=("desktop", "us"))
+    table = rate_mix_table(leaves, ["device", "country"])
+    d1, d0 = leaves.real_den.sum(), leaves.predict_den.sum()
+    change = leaves.real.sum() / d1 - leaves.predict.sum() / d0
+    device = {r["segment"]: r for r in table["device"]}
+    total = sum(r["rate_effect"] + r["mix_effect"] for r in table["device"])
+    assert total == pytest.approx(change, rel=1e-3)
+    assert device["ios"]["rate_effect"] < 0 and abs(device["ios"]["rate_effect"]) > 5 * abs(device["ios"]["mix_effect"])
+    assert abs(device["desktop"]["rate_effect"]) < abs(device["ios"]["rate_effect"]) / 5

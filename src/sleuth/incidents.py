@@ -58,6 +58,7 @@ class Incident:
     peers: dict[str, float | None] = field(default_factory=dict)   # other properties' change, same window
     contributions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     holiday: str | None = None        # the local date's public holiday, when configured
+    rate_mix: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # ratios: rate vs mix effect
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

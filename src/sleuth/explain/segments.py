@@ -151,12 +151,41 @@ def localize_incident(events, cube: Cube, scores: Scores, incident: Incident, we
         kwargs = {}
     free = [d for d in dims if d not in incident.segment]
     frame[free] = leaves[free].to_numpy()
+    if metric.is_ratio:
+        incident.rate_mix = rate_mix_table(frame, free)
     causes = localize(frame.reset_index(drop=True), free, **kwargs)
     out = []
     for rc in causes:
         d = rc.to_dict()
         d["segment"] = {**incident.segment, **rc.segment}
         out.append(d)
+    return out
+
+
+def rate_mix_table(frame: pd.DataFrame, dims: list[str], rows: int = TABLE_ROWS) -> dict[str, list[dict]]:
+    """For a ratio, split the change of the total rate by segment into a *rate effect* (the
+    segment's own rate moved, at its actual share of the volume) and a *mix effect* (its share of
+    the volume moved, at its expected rate relative to the total's). The effects add up to the
+    total change exactly: dR = sum(s1 (r1 - r0)) + sum((s1 - s0) (r0 - R0))."""
+    out: dict[str, list[dict]] = {}
+    D1, D0 = frame["real_den"].sum(), frame["predict_den"].sum()
+    if D1 <= 0 or D0 <= 0:
+        return out
+    R0 = frame["predict"].sum() / D0
+    for dim in dims:
+        g = frame.groupby(dim)[["real", "predict", "real_den", "predict_den"]].sum()
+        s1, s0 = g["real_den"] / D1, g["predict_den"] / D0
+        r1 = (g["real"] / g["real_den"]).where(g["real_den"] > 0, 0.0)
+        r0 = (g["predict"] / g["predict_den"]).where(g["predict_den"] > 0, R0)
+        rate = s1 * (r1 - r0)
+        mix = (s1 - s0) * (r0 - R0)
+        table = pd.DataFrame({"segment": g.index.astype(str), "rate_effect": rate.to_numpy(),
+                              "mix_effect": mix.to_numpy(), "expected_rate": r0.to_numpy(),
+                              "actual_rate": r1.to_numpy(), "expected_share": s0.to_numpy(),
+                              "actual_share": s1.to_numpy()})
+        table["size"] = table["rate_effect"].abs() + table["mix_effect"].abs()
+        table = table.sort_values("size", ascending=False).head(rows).drop(columns="size")
+        out[dim] = [{k: (_num(v) if k != "segment" else v) for k, v in r.items()} for r in table.to_dict("records")]
     return out
 
 
