@@ -25,6 +25,21 @@ def _shift(a: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _subset(batch: SeriesBatch, rows: np.ndarray) -> SeriesBatch:
+    """The batch restricted to ``rows`` (which must hold the parents of its segments)."""
+    parent = None
+    if batch.parent is not None:
+        where = np.full(len(batch.parent), -1)
+        where[rows] = np.arange(len(rows))
+        p = batch.parent[rows]
+        parent = np.where(p >= 0, where[np.maximum(p, 0)], -1)
+    holiday = batch.holiday
+    if holiday is not None and holiday.ndim == 2:
+        holiday = holiday[rows]
+    return SeriesBatch(value=batch.value[rows], weight=batch.weight[rows], kind=batch.kind[rows],
+                       season=batch.season, day=batch.day, holiday=holiday, parent=parent)
+
+
 def _nanmedian0(a: np.ndarray, n_ok: np.ndarray) -> np.ndarray:
     """Median over axis 0 ignoring NaN (NaN where none), faster than ``np.nanmedian`` for a few rows."""
     srt = np.sort(a, axis=0)  # NaN sorts last
@@ -139,8 +154,9 @@ class RobustSeasonal:
         last few buckets), whichever has forecast this series better lately (an online backtest).
         Series without a seasonal rhythm, or without enough history for one, use the level."""
         span = max(5, batch.day // 4)
-        frame = pd.DataFrame(history.T)
-        local = frame.rolling(span, min_periods=max(span // 2, 2)).median().shift(1).to_numpy().T
+        recent = np.stack([_shift(history, k) for k in range(1, span + 1)])  # the last `span` buckets
+        n_ok = np.sum(np.isfinite(recent), axis=0)
+        local = np.where(n_ok >= max(span // 2, 2), _nanmedian0(recent, n_ok), np.nan)
         err_s = np.abs(history - seasonal)
         err_l = np.abs(history - local)
         both = np.isfinite(err_s) & np.isfinite(err_l)
@@ -167,10 +183,21 @@ class RobustSeasonal:
         widens the band. Both passes are causal, so the result is too."""
         y = batch.value.astype(float)
         first, own = self._score(batch, y, None)
+        # only series with anomalies in their history (and their parents) need the second pass
+        rows = np.flatnonzero(first.is_anomaly.any(axis=1))
+        if not len(rows):
+            return first
+        if batch.parent is not None:
+            parents = batch.parent[rows]
+            rows = np.union1d(rows, parents[parents >= 0])
+        sub = _subset(batch, rows)
         # replace with the series' own seasonal median, which one bad week cannot move (a
         # segment's borrowed expectation could carry a contaminated share into the history)
-        cleaned = np.where(first.is_anomaly & np.isfinite(own), own, y)
-        return self._score(batch, cleaned, first.is_anomaly)[0]
+        cleaned = np.where(first.is_anomaly[rows] & np.isfinite(own[rows]), own[rows], y[rows])
+        second = self._score(sub, cleaned, first.is_anomaly[rows])[0]
+        for name in ("expected", "lower", "upper", "z", "anomaly_score", "is_anomaly", "ready"):
+            getattr(first, name)[rows] = getattr(second, name)
+        return first
 
     def _score(self, batch: SeriesBatch, history: np.ndarray,
                exclude: np.ndarray | None) -> tuple[Scores, np.ndarray]:
