@@ -248,6 +248,16 @@ def explain(
     for rc in inc.root_causes:
         table.add_row(", ".join(f"{k}={v}" for k, v in rc["segment"].items()), f"{rc['explains']:.0%}", f"{rc['score']:.2f}")
     out.print(table)
+    for dim, rows in inc.rate_mix.items():
+        t = Table(title=f"rate effect vs mix effect by {dim} (points of {inc.metric})", title_justify="left")
+        for col in ("value", "expected rate", "actual rate", "expected share", "actual share", "rate effect",
+                    "mix effect"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(str(r["segment"]), f"{r['expected_rate']:.4g}", f"{r['actual_rate']:.4g}",
+                      f"{r['expected_share']:.0%}", f"{r['actual_share']:.0%}", f"{r['rate_effect']:+.4g}",
+                      f"{r['mix_effect']:+.4g}")
+        out.print(t)
     for dim, rows in inc.contributions.items():
         t = Table(title=f"by {dim}", title_justify="left")
         for col in ("value", "expected", "actual", "share of volume", "share of change"):
