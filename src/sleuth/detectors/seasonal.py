@@ -236,7 +236,9 @@ class RobustSeasonal:
         z = np.where(ready, (ty - te) / sigma, np.nan)
         # alert only once the calibration below has a week of this series' own scores
         since_ready = np.cumsum(np.cumsum(ready & learned, axis=1) > 0, axis=1)  # buckets since first ready
-        ready = ready & learned & (since_ready > batch.season)
+        # business series wait a full season of scores; series of unknown nature half of one
+        exposure = np.where(batch.kind == "real", batch.season // 2, batch.season)[:, None]
+        ready = ready & learned & (since_ready > exposure)
 
         # sustained shifts: evidence summed over the last few buckets (a scan statistic, CUSUM-like)
         d = np.where(np.isfinite(z), ty - te, 0.0)
