@@ -142,3 +142,30 @@ def test_score_frame_prefix_equals_head_of_full_result():
     full_a = full[full.series_id == "a"].reset_index(drop=True).iloc[: len(part)]
     pd.testing.assert_frame_equal(part.reset_index(drop=True), full_a)
     assert {"anomaly_score", "is_anomaly"} <= set(full.columns)
+
+
+def test_a_step_that_becomes_the_new_normal_alerts_once_then_adapts():
+    from sleuth.incidents import _runs
+
+    y = seasonal_counts(weeks=8, seed=11)[0]
+    t0 = 4 * WEEK + 30
+    y[t0:] = np.round(y[t0:] * 0.6)  # a permanent -40 %
+    s = get_detector("seasonal").score_batch(batch(y))
+    runs = _runs(s.is_anomaly[0], np.sign(np.nan_to_num(s.z[0])))
+    assert len(runs) == 1
+    start, end, sign = runs[0]
+    assert sign < 0 and t0 <= start <= t0 + 6
+    assert end < t0 + 3 * 24  # back to quiet within three days
+    assert not s.is_anomaly[0, t0 + 3 * 24:].any()
+
+
+def test_a_series_without_rhythm_is_judged_on_its_recent_level():
+    rng = np.random.default_rng(8)
+    level = 500 + np.cumsum(rng.normal(0, 3, 6 * WEEK))  # drifts, no daily or weekly shape
+    y = level + rng.normal(0, 5, len(level))
+    y[5 * WEEK] += 120  # a spike of ~24 noise deviations
+    s = get_detector("seasonal").score_batch(batch(y, "real"))
+    assert s.is_anomaly[0, 5 * WEEK]
+    assert s.is_anomaly[0].sum() <= 5
+    # it starts scoring well before two weeks of history (what a weekly median would need)
+    assert np.flatnonzero(s.ready[0])[0] < 2 * WEEK

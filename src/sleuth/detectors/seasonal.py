@@ -161,10 +161,15 @@ class RobustSeasonal:
         err_l = np.abs(history - local)
         both = np.isfinite(err_s) & np.isfinite(err_l)
         horizon = max(batch.season, 2 * batch.day)
-        ew = lambda e: pd.DataFrame(np.where(both, e, np.nan).T).ewm(  # noqa: E731
+        ew = lambda e: pd.DataFrame(e.T).ewm(  # noqa: E731
             span=horizon, min_periods=max(batch.day // 2, 12), ignore_na=True).mean().shift(1).to_numpy().T
-        score_s, score_l = ew(err_s), ew(err_l)
+        # the two are compared on the buckets where both forecast
+        score_s, score_l = ew(np.where(both, err_s, np.nan)), ew(np.where(both, err_l, np.nan))
         use_seasonal = ready & ~(score_l < self.level_margin * score_s)
+        # series of unknown nature may start on the level alone; business series have a daily
+        # rhythm a recent median cannot follow, so they wait for the seasonal comparison
+        real = (batch.kind == "real")[:, None]
+        score_l = np.where(np.isfinite(score_l) | ~real, score_l, ew(err_l))
         local_ok = np.isfinite(local) & np.isfinite(score_l)
         expected = np.where(use_seasonal, seasonal, np.where(local_ok, local, np.nan))
         return expected, use_seasonal | local_ok
