@@ -4,10 +4,17 @@ Expected value: the median of the same bucket in the last ``weeks`` weeks (robus
 incident in one of them), scaled by the recent level (the ratio of actual to seasonal expectation
 over the previous week), which follows trends and adapts after a lasting step change.
 
+The recent level (median of the last few buckets) competes with it by online backtest, so a
+series without rhythm, or without enough history for one, is judged against its recent level.
+A segment borrows its parent's shape times its own share at that hour of day.
+
 Noise: counts and sums are Poisson-like (variance grows with the level), ratios binomial-like
-(variance shrinks with the denominator), each times a robust scale learned from the series' own
-past residuals. Evidence: the single-bucket z score, plus z scores of the sums over the last 3, 6
-and 12 buckets, which accumulate sustained small shifts. Everything at bucket t uses only buckets before t.
+(variance shrinks with the denominator), each times a robust scale learned online from the
+series' own past residuals. Evidence: the single-bucket z score, plus z scores of the sums over the
+last 3, 6 and 12 buckets, which accumulate sustained small shifts. Calibration: each series alerts
+past its own usual extremes (a running 98th percentile; for series of unknown nature also their
+recent maximum). Two passes: the second learns from a history with the first pass's anomalies
+replaced by the seasonal median. Everything at bucket t uses only buckets before t.
 """
 from __future__ import annotations
 
