@@ -115,7 +115,7 @@ def localize_incident(events, cube: Cube, scores: Scores, incident: Incident, we
 
     metric = cube.metrics[incident.metric]
     start, end = incident.start_time(), incident.end_time()
-    week = pd.Timedelta(days=7) if cube.config.granularity == "1h" else pd.Timedelta(days=7)
+    week = pd.Timedelta(days=7)  # the same hours (hourly) or days (daily) of earlier weeks
     windows = {"now": (start, end)}
     for k in range(1, weeks + 1):
         if start - k * week >= cube.buckets[0]:
