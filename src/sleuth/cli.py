@@ -269,6 +269,13 @@ def explain(
         out.print(t)
 
 
+def _emit_json(result: dict, as_json: bool) -> bool:
+    """Print ``result`` as one JSON line when ``--json`` was given; say whether it did."""
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False) + "\n")
+    return as_json
+
+
 bench_app = typer.Typer(help="Benchmarks on public data (NAB, cloud monitoring, root-cause cases) and speed.",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -281,8 +288,7 @@ def bench_nab(path: Path = typer.Argument(Path("../shared/bench/nab"), help="NAB
     from .bench.nab import run_nab
 
     res = run_nab(path)
-    if as_json:
-        sys.stdout.write(json.dumps(res, default=str) + "\n")
+    if _emit_json(res, as_json):
         return
     out.print(f"NAB: {res['files']} files, {res['rows']:,} rows in {res['seconds']:.1f} s (detector {res['detector']})")
     for name, p in res["profiles"].items():
@@ -301,8 +307,7 @@ def bench_cloud(path: Path = typer.Argument(Path("../shared/bench/ms-cloud-monit
     from .bench.cloud import run_cloud
 
     res = run_cloud(path)
-    if as_json:
-        sys.stdout.write(json.dumps(res, default=str) + "\n")
+    if _emit_json(res, as_json):
         return
     for name, d in [*res["domains"].items(), ("overall", res["overall"])]:
         out.print(f"  {name:<38} caught {d['caught']:>3}/{d['events']:<3} (before warm-up: {d['blind']:>3})  "
@@ -317,8 +322,7 @@ def bench_rca(path: Path = typer.Argument(Path("../shared/bench/rca/rs"), help="
     from .bench.rca import run_folder
 
     res = run_folder(path)
-    if as_json:
-        sys.stdout.write(json.dumps(res) + "\n")
+    if _emit_json(res, as_json):
         return
     out.print(f"{path}: F1 {res['f1']:.3f} (TP {res['tp']}, FP {res['fp']}, FN {res['fn']}) "
               f"over {res['cases']} cases in {res['seconds']:.2f} s")

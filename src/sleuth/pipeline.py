@@ -12,7 +12,7 @@ from .calendar import holiday_names, holiday_mask
 from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
-from .explain.segments import explain_segments, localize_incident, peer_changes
+from .explain.segments import explain_incident, peer_changes
 from .incidents import Incident, find_incidents, incidents_frame
 from .ingest import Events, load_events
 from .metrics.cube import Cube, build_cube
@@ -119,11 +119,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     incidents = find_incidents(cube, scores, since=t_since)
     say(STAGES[4])
     for inc in incidents:
-        explain_segments(cube, scores, inc)  # contribution table; per-dimension fallback ranking
-        located = localize_incident(events, cube, scores, inc)
-        if located is not None:
-            inc.root_causes = located or ([{"segment": dict(inc.segment), "score": 1.0, "explains": 1.0}]
-                                          if inc.segment else [])
+        explain_incident(events, cube, scores, inc)
         inc.peers = peer_changes(cube, scores, inc)
         if cfg.holidays:
             inc.holiday = holiday_names(pd.DatetimeIndex([inc.start_time()]), cfg.holidays, cfg.timezone)[0]

@@ -83,23 +83,34 @@ def contributions(cube: Cube, scores: Scores, incident: Incident, a: int, b: int
     return rows
 
 
-def explain_segments(cube: Cube, scores: Scores, incident: Incident) -> None:
-    """Fill ``incident.root_causes`` and ``incident.contributions`` in place."""
+def explain_incident(events, cube: Cube, scores: Scores, incident: Incident) -> None:
+    """Fill ``contributions``, ``root_causes`` (and, for ratios, ``rate_mix``) in place.
+
+    Root causes come from the leaf table (:func:`localize_incident`); only when there is no
+    earlier week to compare with does the per-dimension ranking of the contribution table stand in.
+    """
     a = int(cube.buckets.get_indexer([incident.start_time()])[0])
-    b = a + incident.buckets
-    rows = contributions(cube, scores, incident, a, b)
-    rows.sort(key=lambda r: r["score"], reverse=True)
-    incident.root_causes = [
-        {"segment": {r["dimension"]: r["segment"]}, "score": round(r["score"], 3),
-         "explains": round(float(np.clip(r["explains"] or 0, -9.99, 9.99)), 3)}
-        for r in rows[:MAX_CAUSES] if r["score"] >= MIN_SCORE
-    ]
+    rows = contributions(cube, scores, incident, a, a + incident.buckets)
     table: dict[str, list[dict]] = {}
     for r in sorted(rows, key=lambda r: abs(r["explains"] or 0), reverse=True):
         lst = table.setdefault(r["dimension"], [])
         if len(lst) < TABLE_ROWS:
             lst.append({key: r[key] for key in ("segment", "expected", "actual", "share", "explains")})
     incident.contributions = table
+
+    located = localize_incident(events, cube, scores, incident)
+    if located is None:  # no earlier week: rank single segments by their excess share of the change
+        rows.sort(key=lambda r: r["score"], reverse=True)
+        incident.root_causes = [
+            {"segment": {r["dimension"]: r["segment"]}, "score": round(r["score"], 3),
+             "explains": round(float(np.clip(r["explains"] or 0, -9.99, 9.99)), 3)}
+            for r in rows[:MAX_CAUSES] if r["score"] >= MIN_SCORE
+        ]
+    elif located:
+        incident.root_causes = located
+    else:  # nothing stands out inside: a segment's own incident is its own cause; a total's is site-wide
+        incident.root_causes = [{"segment": dict(incident.segment), "score": 1.0, "explains": 1.0}] \
+            if incident.segment else []
 
 
 def localize_incident(events, cube: Cube, scores: Scores, incident: Incident, weeks: int = 4) -> list[dict] | None:
