@@ -169,3 +169,32 @@ def test_a_series_without_rhythm_is_judged_on_its_recent_level():
     assert s.is_anomaly[0].sum() <= 5
     # it starts scoring well before two weeks of history (what a weekly median would need)
     assert np.flatnonzero(s.ready[0])[0] < 2 * WEEK
+
+
+def test_the_tail_of_a_spike_does_not_alert_again():
+    """Hours after a spike or a dip ended, the sums over windows that still cover it raise
+    nothing (one gap bucket is allowed: incidents bridge it)."""
+    late = []
+    for seed in range(12):
+        for mult in (3.0, 0.3):
+            y = seasonal_counts(weeks=6, seed=seed)[0]
+            t0 = 5 * WEEK + 10
+            y[t0:t0 + 4] = np.round(y[t0:t0 + 4] * mult)
+            s = get_detector("seasonal").score_batch(batch(y))
+            assert s.is_anomaly[0, t0:t0 + 4].sum() >= 3
+            late += [(seed, mult, int(t)) for t in np.flatnonzero(s.is_anomaly[0, t0 + 6:t0 + 24])]
+    assert late == []
+
+
+def test_a_burst_does_not_lift_the_next_weeks_expectation():
+    """A six-hour flood at 100 times the usual level (bots) leaves next week's band where it was."""
+    clean = seasonal_counts(weeks=6, seed=5)[0]
+    y = clean.copy()
+    t0 = 4 * WEEK + 9
+    y[t0:t0 + 6] *= 100.0
+    det = get_detector("seasonal")
+    with_burst, without = det.score_batch(batch(y)), det.score_batch(batch(clean))
+    later = slice(t0 + 2 * 24, t0 + 6 * 24)
+    drift = np.abs(with_burst.expected[0, later] / without.expected[0, later] - 1)
+    assert np.nanmax(drift) < 0.15
+    assert not with_burst.is_anomaly[0, later].any()

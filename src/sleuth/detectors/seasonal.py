@@ -106,12 +106,31 @@ def _anscombe_inv(t: np.ndarray) -> np.ndarray:
     return np.maximum(t, np.sqrt(0.375) * 2) ** 2 / 4.0 - 0.375
 
 
-def _window_sum(a: np.ndarray, w: int) -> np.ndarray:
-    """Sum of the last ``w`` buckets including the current one."""
-    c = np.cumsum(a, axis=1)
-    out = c.copy()
-    out[:, w:] = c[:, w:] - c[:, :-w]
-    return out
+def _window_sum(a: np.ndarray, w: int, reach: np.ndarray | None = None) -> np.ndarray:
+    """Sum of the last ``w`` buckets including the current one, or of fewer where ``reach``
+    (the most buckets a window at each position may cover) says so."""
+    T = a.shape[1]
+    c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
+    t = np.arange(T)
+    k = np.minimum(w, t + 1) if reach is None else np.minimum(np.minimum(w, t + 1), reach)
+    return c[:, 1:] - np.take_along_axis(c, np.broadcast_to(t + 1 - k, a.shape), axis=1)
+
+
+def _reach(exclude: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """How far back a window at each bucket may reach: not past an excluded (anomalous) bucket
+    that the series has since come back from (two later buckets, not excluded, within one
+    noise unit of their expectation together). A deviation that never came back keeps its
+    whole window, so a lasting shift stays one incident."""
+    S, T = exclude.shape
+    t = np.broadcast_to(np.arange(T), (S, T))
+    pair = _window_sum(np.nan_to_num(z), 2) / np.sqrt(2.0)
+    quiet = ~exclude & np.isfinite(z)
+    back = quiet & np.concatenate([np.zeros((S, 1), bool), quiet[:, :-1]], axis=1) & (np.abs(pair) < 1.0)
+    last_back = np.maximum.accumulate(np.where(back, t, -1), axis=1)
+    prev = np.concatenate([np.zeros((S, 1), bool), exclude[:, :-1]], axis=1)
+    last_excluded_before = np.maximum.accumulate(np.where(prev, t - 1, -1), axis=1)
+    cut = np.where(last_back >= 0, np.take_along_axis(last_excluded_before, np.maximum(last_back, 0), axis=1), -1)
+    return t - cut
 
 
 def _trailing_sum(a: np.ndarray, w: int) -> np.ndarray:
@@ -181,7 +200,19 @@ class RobustSeasonal:
         expected = np.where(use_seasonal, seasonal, np.where(local_ok, local, np.nan))
         return expected, use_seasonal | local_ok
 
-    def _level(self, y: np.ndarray, seasonal: np.ndarray, season: int) -> np.ndarray:
+    def _level(self, y: np.ndarray, seasonal: np.ndarray, batch: SeriesBatch) -> np.ndarray:
+        """Actual over seasonal expectation across the last season, a factor in [0.2, 5].
+
+        For counts and rates each bucket counts at most 3 times (at least a third of) its
+        expectation, so a short burst (a bot flood 100 times the usual traffic) cannot lift the
+        level of the whole next week, while a lasting step change still moves it.
+        """
+        season = batch.season
+        business = (batch.kind != "real")[:, None]
+        slack = np.where((batch.kind == "count")[:, None], 5.0, 0.0)
+        with np.errstate(invalid="ignore"):
+            y = np.where(business & (seasonal >= 0),
+                         np.clip(y, seasonal / 3.0, 3.0 * seasonal + slack), y)
         both = np.isfinite(y) & np.isfinite(seasonal)
         sy = _trailing_sum(np.where(both, y, 0.0), season)
         se = _trailing_sum(np.where(both, seasonal, 0.0), season)
@@ -216,7 +247,7 @@ class RobustSeasonal:
         """Scores, and the series' own seasonal expectation (before borrowing from a parent)."""
         y = batch.value.astype(float)
         seasonal, ready = self._baseline(history, batch.season)
-        seasonal = seasonal * self._level(history, seasonal, batch.season)
+        seasonal = seasonal * self._level(history, seasonal, batch)
         expected, ready = self._choose(history, seasonal, ready, batch)
         # what an anomalous bucket is replaced by in the history: the seasonal median, which one
         # bad week cannot move (a recent level or a borrowed share could carry the anomaly on)
@@ -252,14 +283,19 @@ class RobustSeasonal:
         exposure = np.where(batch.kind == "real", batch.season // 2, batch.season)[:, None]
         ready = ready & learned & (since_ready > exposure)
 
-        # sustained shifts: evidence summed over the last few buckets (a scan statistic, CUSUM-like)
-        d = np.where(np.isfinite(z), ty - te, 0.0)
-        v = np.where(np.isfinite(z), sigma**2, 0.0)
+        # sustained shifts: evidence summed over the last few buckets (a scan statistic,
+        # CUSUM-like). In the second pass a window does not reach back past an earlier anomaly
+        # the series has come back from, so the tail of a spike that already alerted does not
+        # keep a window sum high for hours after it; a shift that persists stays one incident.
+        scored = np.isfinite(z)
+        d = np.where(scored, ty - te, 0.0)
+        v = np.where(scored, sigma**2, 0.0)
+        reach = None if exclude is None else _reach(exclude, z)
         zs = [z]
         for w in self.windows:
             with np.errstate(invalid="ignore", divide="ignore"):
-                zw = _window_sum(d, w) / np.sqrt(_window_sum(v, w))
-            zs.append(np.where(ready & np.isfinite(z), zw, np.nan))
+                zw = _window_sum(d, w, reach) / np.sqrt(_window_sum(v, w, reach))
+            zs.append(np.where(ready & scored, zw, np.nan))
         stack = np.stack(zs)
         # calibrate: heavy-tailed series (revenue) alert past their own usual extremes, not just 4 sigma
         hist = stack if exclude is None else np.where(exclude[None], np.nan, stack)
