@@ -198,3 +198,69 @@ def test_a_burst_does_not_lift_the_next_weeks_expectation():
     drift = np.abs(with_burst.expected[0, later] / without.expected[0, later] - 1)
     assert np.nanmax(drift) < 0.15
     assert not with_burst.is_anomaly[0, later].any()
+
+
+def test_daylight_saving_keeps_the_local_daily_shape():
+    """Traffic follows the local clock; after clocks go forward, the same hour last week is
+    167 buckets back. With the local clock the week after the change stays quiet."""
+    from sleuth.calendar import local_clock
+
+    buckets = pd.date_range("2026-02-02", periods=6 * WEEK, freq="h")  # US DST starts 2026-03-08
+    local_hour = buckets.tz_localize("UTC").tz_convert("America/New_York").hour.to_numpy()
+    rng = np.random.default_rng(3)
+    y = rng.poisson(400 * (1 + 0.8 * np.sin(2 * np.pi * local_hour / 24 - 1.5))).astype(float)
+    clock = local_clock(buckets, "America/New_York")
+    assert clock is not None and set(clock) == {-5, -4}
+    plain = get_detector("seasonal").score_batch(batch(y))
+    b = batch(y)
+    b.clock = clock
+    local = get_detector("seasonal").score_batch(b)
+    after = slice(int(np.argmax(clock == -4)), int(np.argmax(clock == -4)) + WEEK)
+    assert local.is_anomaly[0, after].sum() == 0
+    err_local = np.nanmean(np.abs(local.expected[0, after] - y[after]))
+    err_plain = np.nanmean(np.abs(plain.expected[0, after] - y[after]))
+    assert err_local < 0.7 * err_plain, (err_local, err_plain)  # a plain weekly lag is an hour off
+
+
+def daily_shop(years: int = 3, seed: int = 2):
+    """Daily orders with a weekly shape, a December rush (twice the usual orders the week before
+    Christmas) and US holidays that halve them (Thanksgiving moves every year)."""
+    from sleuth.calendar import holiday_names, holiday_reference
+
+    days = pd.date_range("2023-01-02", periods=364 * years, freq="D")
+    names = holiday_names(days, ["US"])
+    holiday = np.array([n is not None for n in names])
+    yearly = 1 + np.exp(-(((days.dayofyear.to_numpy() - 352) / 9.0) ** 2))
+    weekly = np.where(days.dayofweek.to_numpy() >= 5, 0.7, 1.0)
+    mean = 2000 * yearly * weekly * np.where(holiday, 0.45, 1.0)
+    y = np.random.default_rng(seed).poisson(mean).astype(float)
+    b = SeriesBatch(value=y[None], weight=np.full((1, len(y)), np.nan), kind=np.array(["count"]),
+                    season=7, day=1, holiday=holiday, holiday_ref=holiday_reference(days, names))
+    return days, y, holiday, b
+
+
+def test_daily_holidays_are_learned_from_last_year():
+    days, y, holiday, b = daily_shop()
+    s = get_detector("seasonal").score_batch(b)
+    last_year = days >= days[-1] - pd.Timedelta(days=300)
+    hol = holiday & last_year
+    assert hol.sum() >= 8
+    assert not s.is_anomaly[0, hol].any()
+    assert np.all(np.abs(s.expected[0, hol] / y[hol] - 1) < 0.15)
+    # the same holidays in the first year, with nothing to learn from, are flagged
+    assert s.is_anomaly[0, holiday & (days >= "2023-02-01") & (days < "2024-01-01")].sum() >= 3
+
+
+def test_daily_yearly_shape_is_anticipated():
+    days, y, holiday, b = daily_shop()
+    yearly, flat = get_detector("seasonal").score_batch(b), get_detector("seasonal", yearly=False).score_batch(b)
+    last = (days >= days[-1] - pd.Timedelta(days=300)) & ~holiday
+    rush = last & (days.month == 12)
+    err = lambda s, m: np.nanmean(np.abs(s.expected[0, m] / y[m] - 1))  # noqa: E731
+    assert err(yearly, rush) < 0.6 * err(flat, rush), (err(yearly, rush), err(flat, rush))
+    assert yearly.is_anomaly[0, last].sum() <= 3
+    y2 = y.copy()
+    t = int(np.flatnonzero(last)[150])
+    y2[t] *= 0.6  # a day at -40 %
+    b.value = y2[None]
+    assert get_detector("seasonal").score_batch(b).is_anomaly[0, t]

@@ -27,5 +27,31 @@ def holiday_names(buckets: pd.DatetimeIndex, countries: list[str], timezone: str
     return out
 
 
+def holiday_reference(buckets: pd.DatetimeIndex, names: list[str | None]) -> np.ndarray:
+    """For each holiday bucket, the bucket at the same time of day on the same holiday's most
+    recent earlier occurrence in ``buckets`` (-1 when there is none, or for ordinary days), so
+    a detector can learn a holiday's effect from last year (Easter and Thanksgiving move)."""
+    idx = pd.DatetimeIndex(buckets)
+    ref = np.full(len(idx), -1)
+    latest: dict[tuple[str, object], int] = {}  # (holiday, time of day) -> its latest bucket
+    for i, (ts, name) in enumerate(zip(idx, names)):
+        if name is not None:
+            ref[i] = latest.get((name, ts.time()), -1)
+            latest[(name, ts.time())] = i
+    return ref
+
+
 def holiday_mask(buckets: pd.DatetimeIndex, countries: list[str], timezone: str = "UTC") -> np.ndarray:
     return np.array([n is not None for n in holiday_names(buckets, countries, timezone)], dtype=bool)
+
+
+def local_clock(buckets: pd.DatetimeIndex, timezone: str, step: pd.Timedelta = pd.Timedelta(hours=1)) -> np.ndarray | None:
+    """Each bucket's local offset from UTC in buckets, or None when it never changes (UTC, or a
+    zone without daylight saving in this range): detectors then compare plain lags."""
+    idx = pd.DatetimeIndex(buckets)
+    if timezone == "UTC" or len(idx) == 0:
+        return None
+    local = (idx.tz_localize("UTC") if idx.tz is None else idx).tz_convert(timezone)
+    offsets = np.asarray([o.total_seconds() for o in local.map(lambda ts: ts.utcoffset())])
+    clock = np.round(offsets / step.total_seconds()).astype(int)
+    return None if (clock == clock[0]).all() else clock

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .calendar import holiday_names, holiday_mask
+from .calendar import holiday_names, holiday_reference, local_clock
 from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
@@ -80,9 +80,12 @@ def parse_time(value: Any, what: str) -> pd.Timestamp | None:
 def batch_of(cube: Cube) -> SeriesBatch:
     kind = np.array(["ratio" if cube.metrics[m].is_ratio else "count" for m in cube.keys.metric])
     cfg = cube.config
-    holiday = holiday_mask(cube.buckets, cfg.holidays, cfg.timezone) if cfg.holidays else None
+    names = holiday_names(cube.buckets, cfg.holidays, cfg.timezone) if cfg.holidays else None
+    holiday = None if names is None else np.array([n is not None for n in names])
     return SeriesBatch(value=cube.value, weight=cube.denominator, kind=kind, season=cfg.season,
-                       day=24 if cfg.granularity == "1h" else 1, holiday=holiday, parent=cube.parents())
+                       day=24 if cfg.granularity == "1h" else 1, holiday=holiday, parent=cube.parents(),
+                       holiday_ref=None if names is None else holiday_reference(cube.buckets, names),
+                       clock=local_clock(cube.buckets, cfg.timezone) if cfg.granularity == "1h" else None)
 
 
 def _history_notes(cube: Cube, detector) -> list[str]:

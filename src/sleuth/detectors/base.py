@@ -26,6 +26,12 @@ class SeriesBatch:
     day: int                 # buckets per day (24 hourly, 1 daily)
     holiday: np.ndarray | None = None  # [T] or [S, T] bool: holiday buckets (bands widen there)
     parent: np.ndarray | None = None   # [S] int: row of the series this one is a segment of, or -1
+    # [T] int: each bucket's local clock offset from UTC in buckets (hourly data in a time zone
+    # with daylight saving), so "the same hour last week" means the same wall-clock hour
+    clock: np.ndarray | None = None
+    # [T] int: for a holiday bucket, the same bucket of that holiday's previous occurrence
+    # (-1 if none), so its effect can be learned from last year instead of widening the band
+    holiday_ref: np.ndarray | None = None
 
 
 @dataclass

@@ -32,6 +32,25 @@ def _shift(a: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _lag(a: np.ndarray, k: int, clock: np.ndarray | None) -> np.ndarray:
+    """``a`` at the bucket ``k`` buckets of wall-clock time earlier (NaN where there is none).
+
+    Without a clock this is a plain shift. With one (local offsets from UTC, in buckets), the
+    lag follows the local clock across daylight-saving changes: after clocks go forward an
+    hour, the same local hour a week ago is 167 buckets back, not 168.
+    """
+    if clock is None:
+        return _shift(a, k)
+    T = a.shape[1]
+    t = np.arange(T)
+    src = t - k
+    src = src + clock - clock[np.clip(src, 0, T - 1)]
+    ok = (src >= 0) & (src < t)
+    out = a[:, np.clip(src, 0, T - 1)]
+    out[:, ~ok] = np.nan
+    return out
+
+
 def _subset(batch: SeriesBatch, rows: np.ndarray) -> SeriesBatch:
     """The batch restricted to ``rows`` (which must hold the parents of its segments)."""
     parent = None
@@ -44,7 +63,8 @@ def _subset(batch: SeriesBatch, rows: np.ndarray) -> SeriesBatch:
     if holiday is not None and holiday.ndim == 2:
         holiday = holiday[rows]
     return SeriesBatch(value=batch.value[rows], weight=batch.weight[rows], kind=batch.kind[rows],
-                       season=batch.season, day=batch.day, holiday=holiday, parent=parent)
+                       season=batch.season, day=batch.day, holiday=holiday, parent=parent,
+                       clock=batch.clock, holiday_ref=batch.holiday_ref)
 
 
 def _nanmedian0(a: np.ndarray, n_ok: np.ndarray) -> np.ndarray:
@@ -150,7 +170,7 @@ class RobustSeasonal:
     def __init__(self, threshold: float = 4.0, weeks: int = 4, min_weeks: int = 2,
                  windows: tuple[int, ...] = (3, 6, 12), tail_factor: float = 1.7,
                  min_rel_change: float = 0.1, holiday_widen: float = 1.5, share_days: int = 14,
-                 level_margin: float = 0.8, recent_factor: float = 1.5):
+                 level_margin: float = 0.8, recent_factor: float = 1.5, yearly: bool = True):
         self.threshold = threshold
         self.weeks = weeks
         self.min_weeks = min_weeks
@@ -159,6 +179,7 @@ class RobustSeasonal:
         self.share_days = share_days
         self.level_margin = level_margin
         self.recent_factor = recent_factor
+        self.yearly = yearly
         self.tail_factor = tail_factor
         self.min_rel_change = min_rel_change
 
@@ -167,8 +188,8 @@ class RobustSeasonal:
         expectation; series without a rhythm alert earlier, on their recent level."""
         return (self.min_weeks + 1) * season
 
-    def _baseline(self, y: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray]:
-        lags = np.stack([_shift(y, k * season) for k in range(1, self.weeks + 1)])
+    def _baseline(self, y: np.ndarray, batch: SeriesBatch) -> tuple[np.ndarray, np.ndarray]:
+        lags = np.stack([_lag(y, k * batch.season, batch.clock) for k in range(1, self.weeks + 1)])
         n_ok = np.sum(np.isfinite(lags), axis=0)
         seasonal = _nanmedian0(lags, n_ok)
         ready = n_ok >= self.min_weeks
@@ -214,11 +235,59 @@ class RobustSeasonal:
             y = np.where(business & (seasonal >= 0),
                          np.clip(y, seasonal / 3.0, 3.0 * seasonal + slack), y)
         both = np.isfinite(y) & np.isfinite(seasonal)
+        if batch.holiday is not None:  # a holiday says nothing about the level of the days around it
+            both &= ~np.broadcast_to(batch.holiday, both.shape)
         sy = _trailing_sum(np.where(both, y, 0.0), season)
         se = _trailing_sum(np.where(both, seasonal, 0.0), season)
         with np.errstate(invalid="ignore", divide="ignore"):
             f = np.where(se > 0, sy / se, 1.0)
         return np.clip(f, 0.2, 5.0)
+
+    def _yearly(self, history: np.ndarray, seasonal: np.ndarray, batch: SeriesBatch) -> np.ndarray:
+        """Daily data with a year of history: anticipate the yearly shape (a December ramp, a
+        summer lull) by how last year's level moved from the week before to this day, where
+        that has forecast the series at least 10 % better so far (an online backtest)."""
+        T = history.shape[1]
+        if T <= 375:
+            return seasonal
+        usable = np.isfinite(history)  # holidays have their own effect: leave them out here
+        if batch.holiday is not None:
+            usable &= ~np.broadcast_to(batch.holiday, usable.shape)
+        n = _window_sum(usable * 1.0, 7)
+        mean = _window_sum(np.where(usable, history, 0.0), 7) / np.maximum(n, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # the week centred on this day last year, over the week before this day last year
+            ratio = np.where((_shift(n, 361) >= 5) & (_shift(n, 365) >= 5), _shift(mean, 361) / _shift(mean, 365), np.nan)
+        # shrink last year's move by how it compares with its usual noise (a Wiener-like factor):
+        # an ordinary week moves a few percent by chance, a December rush by far more
+        move = np.log(np.clip(ratio, 0.5, 2.0))
+        noise = 1.4826 * _online_quantile(np.abs(move), 0.5, start=0.05, step=0.005)
+        move = move * move**2 / (move**2 + noise**2)
+        with_year = np.where(np.isfinite(move), seasonal * np.exp(move), seasonal)
+        # judged over all the history so far: a yearly pattern shows only a few weeks a year
+        both = np.isfinite(ratio) & np.isfinite(history) & np.isfinite(seasonal)
+        gain = _trailing_sum(np.where(both, np.abs(history - seasonal) - np.abs(history - with_year), 0.0), T)
+        loss = _trailing_sum(np.where(both, np.abs(history - seasonal), 0.0), T)
+        better = gain > 0.1 * loss
+        return np.where(better, with_year, seasonal)
+
+    def _holiday_effect(self, batch: SeriesBatch, seasonal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Holidays seen before: expect this year's holiday to move the series as much as the
+        same holiday did last time (actual over the expectation then, from the raw values, so
+        last year's holiday counts even though it was flagged). Returns the expectation and
+        where the effect was learned."""
+        learned = np.zeros(seasonal.shape, bool)
+        if batch.holiday_ref is None or not (batch.holiday_ref >= 0).any():
+            return seasonal, learned
+        t = np.flatnonzero(batch.holiday_ref >= 0)
+        ref = batch.holiday_ref[t]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            effect = batch.value[:, ref] / seasonal[:, ref]
+        ok = np.isfinite(effect) & (seasonal[:, ref] > 0)
+        out = seasonal.copy()
+        out[:, t] = np.where(ok, seasonal[:, t] * np.clip(effect, 0.05, 20.0), seasonal[:, t])
+        learned[:, t] = ok
+        return out, learned
 
     def score_batch(self, batch: SeriesBatch) -> Scores:
         """Two passes: the second learns from a history where the first pass's anomalies are
@@ -246,8 +315,11 @@ class RobustSeasonal:
                exclude: np.ndarray | None) -> tuple[Scores, np.ndarray]:
         """Scores, and the series' own seasonal expectation (before borrowing from a parent)."""
         y = batch.value.astype(float)
-        seasonal, ready = self._baseline(history, batch.season)
+        seasonal, ready = self._baseline(history, batch)
         seasonal = seasonal * self._level(history, seasonal, batch)
+        if self.yearly and batch.day == 1:
+            seasonal = self._yearly(history, seasonal, batch)
+        seasonal, learned_holiday = self._holiday_effect(batch, seasonal)
         expected, ready = self._choose(history, seasonal, ready, batch)
         # what an anomalous bucket is replaced by in the history: the seasonal median, which one
         # bad week cannot move (a recent level or a borrowed share could carry the anomaly on)
@@ -307,8 +379,9 @@ class RobustSeasonal:
             recent = np.stack([pd.DataFrame(np.abs(zk).T).rolling(batch.season, min_periods=1).max()
                                .shift(1).to_numpy().T for zk in stack])
             thrs = np.where(real[None, :, None], np.fmax(thrs, self.recent_factor * np.nan_to_num(recent)), thrs)
-        if batch.holiday is not None:  # no yearly history to learn holiday effects: widen the band
-            thrs = np.where(np.broadcast_to(batch.holiday, thrs.shape[1:])[None], thrs * self.holiday_widen, thrs)
+        if batch.holiday is not None:  # holidays whose effect could not be learned: widen the band
+            widen = np.broadcast_to(batch.holiday, thrs.shape[1:]) & ~learned_holiday
+            thrs = np.where(widen[None], thrs * self.holiday_widen, thrs)
         thr = thrs[0]
         evidence = np.abs(z) / thr
         for k in range(1, len(zs)):
@@ -345,7 +418,7 @@ class RobustSeasonal:
         def same_hour_sum(a: np.ndarray) -> np.ndarray:
             out = np.zeros_like(a)
             for k in lags:
-                out += np.nan_to_num(_shift(a, k))
+                out += np.nan_to_num(_lag(a, k, batch.clock))
             return out
 
         with np.errstate(invalid="ignore", divide="ignore"):
