@@ -171,3 +171,24 @@ def test_python_api_gives_objects_and_a_frame(demo_run):
     assert list(frame["id"]) == [i["id"] for i in incidents]
     series = result.series("sessions", "web")
     assert {"bucket", "value", "expected", "lower", "upper", "anomaly_score"} <= set(series.columns)
+
+
+def test_per_metric_sensitivity_and_minimum_changes(demo_run):
+    """Two copies of one metric: the copy with its own threshold or minimum change stays quiet
+    where the plain copy alerts."""
+    import sleuth as api
+
+    out, _, _ = demo_run
+    base = {"granularity": "1h", "dimensions": ["device", "os"]}
+    plain = {"name": "views", "type": "count", "event": "page_view"}
+    cfg = {**base, "metrics": [plain,
+                               {**plain, "name": "views_quiet", "threshold": 1e6},
+                               {**plain, "name": "views_big_only", "min_change": 5.0},
+                               {**plain, "name": "views_abs", "min_abs_change": 1e9}]}
+    found = {}
+    for inc in api.detect(out / "events.parquet", cfg).incidents:
+        found.setdefault(inc.metric, []).append(inc)
+    assert len(found.get("views", [])) >= 2
+    assert "views_quiet" not in found and "views_abs" not in found
+    assert all(abs(i.change) >= 5.0 for i in found.get("views_big_only", []))
+    assert len(found.get("views_big_only", [])) < len(found["views"])

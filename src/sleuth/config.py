@@ -72,6 +72,13 @@ class Metric(_Model):
     invert: bool = False
     #: which changes matter: ``both``, ``down`` (drops only) or ``up`` (rises only)
     direction: Literal["both", "up", "down"] = "both"
+    #: this metric's sensitivity: the band half-width in robust standard deviations (default:
+    #: the top-level ``threshold``); higher is quieter
+    threshold: float | None = Field(default=None, gt=0)
+    #: smallest relative change worth an alert (0.2 = 20 %), on top of the statistical test
+    min_change: float = Field(default=0.0, ge=0)
+    #: smallest absolute change worth an alert, in the metric's unit over the incident
+    min_abs_change: float = Field(default=0.0, ge=0)
     description: str | None = None
 
     @field_validator("name")

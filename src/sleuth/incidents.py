@@ -128,10 +128,15 @@ SEGMENT_MIN_CHANGE = 0.5
 SEGMENT_MIN_VOLUME = 20.0
 
 
+def _evidence(anomaly_score: np.ndarray) -> np.ndarray:
+    """Evidence in units of the alarm threshold, back from the calibrated score s = a²/(1+a²)."""
+    s = np.clip(anomaly_score, 0.0, 1 - 1e-12)
+    return np.sqrt(s / (1.0 - s))
+
+
 def segment_flags(cube: Cube, scores: Scores) -> np.ndarray:
     """Stricter flags for segment series: strong, large and not on a trickle of volume."""
-    s = np.clip(scores.anomaly_score, 0.0, 1 - 1e-12)
-    evidence = np.sqrt(s / (1.0 - s))
+    evidence = _evidence(scores.anomaly_score)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.abs(cube.value - scores.expected) / np.abs(scores.expected)
     return scores.is_anomaly & (evidence >= SEGMENT_EVIDENCE) & (np.nan_to_num(rel) >= SEGMENT_MIN_CHANGE)
@@ -191,6 +196,8 @@ def _find(cube: Cube, scores: Scores, series: np.ndarray, flags: np.ndarray,
         metric = cube.metrics[cube.keys.metric.iat[i]]
         signs = np.sign(np.nan_to_num(scores.z[i]))
         f = flags[i].copy()
+        if metric.threshold is not None:  # this metric's own sensitivity, relative to the default
+            f &= _evidence(scores.anomaly_score[i]) >= metric.threshold / cube.config.threshold
         if metric.direction == "up":
             f &= signs > 0
         elif metric.direction == "down":
@@ -203,6 +210,9 @@ def _find(cube: Cube, scores: Scores, series: np.ndarray, flags: np.ndarray,
                 continue
             summ = window_summary(cube, scores, i, a, b)
             rel = (summ["actual"] - summ["expected"]) / abs(summ["expected"]) if summ["expected"] else np.nan
+            if abs(summ["actual"] - summ["expected"]) < metric.min_abs_change or (
+                    metric.min_change and not abs(rel) >= metric.min_change):
+                continue  # real, but smaller than what this metric's owner cares about
             peak = float(np.nanmax(np.abs(scores.z[i, a:b])))
             dim, seg = cube.keys.dimension.iat[i], cube.keys.segment.iat[i]
             segment = {} if dim == TOTAL else {dim: seg}
