@@ -264,3 +264,28 @@ def test_daily_yearly_shape_is_anticipated():
     y2[t] *= 0.6  # a day at -40 %
     b.value = y2[None]
     assert get_detector("seasonal").score_batch(b).is_anomaly[0, t]
+
+
+@pytest.mark.parametrize("change, shape", [("spike", "spike"), ("dip", "dip"), ("zero", "drop to zero"),
+                                           ("step", "level shift"), ("ramp", "trend")])
+def test_incident_shapes_tell_spikes_from_shifts_and_trends(change, shape):
+    from sleuth.incidents import _runs, shape_of
+
+    y = seasonal_counts(weeks=6, seed=9)[0]
+    t0 = 5 * WEEK + 30
+    if change == "spike":
+        y[t0:t0 + 2] *= 3
+    elif change == "dip":
+        y[t0:t0 + 2] = np.round(y[t0:t0 + 2] * 0.3)
+    elif change == "zero":
+        y[t0:t0 + 3] = 0
+    elif change == "step":
+        y[t0:] = np.round(y[t0:] * 0.5)
+    else:  # the gap to normal grows by 10 % an hour
+        y[t0:t0 + 12] = np.round(y[t0:t0 + 12] * (1 + 0.1 * np.arange(1, 13)))
+    s = get_detector("seasonal").score_batch(batch(y))
+    runs = _runs(s.is_anomaly[0], np.sign(np.nan_to_num(s.z[0])))
+    runs = [r for r in runs if r[0] >= t0 - 1]
+    assert runs and runs[0][0] <= t0 + 6
+    a, b, sign = runs[0]
+    assert shape_of(y, s.expected[0], a, b, sign, WEEK, False) == shape

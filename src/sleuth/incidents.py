@@ -59,6 +59,8 @@ class Incident:
     contributions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     holiday: str | None = None        # the local date's public holiday, when configured
     rate_mix: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # ratios: rate vs mix effect
+    #: spike | dip | drop to zero | level shift | trend | sustained: what kind of change it is
+    shape: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +103,41 @@ def _runs(flags: np.ndarray, signs: np.ndarray) -> list[tuple[int, int, int]]:
         else:
             out.append((t, t + 1, s))
     return out
+
+
+def shape_of(y: np.ndarray, e: np.ndarray, a: int, b: int, sign: int, season: int, is_ratio: bool) -> str:
+    """What kind of change buckets ``[a, b)`` of a series ``y`` (expected ``e``) are, from what
+    the series did during and after them (only buckets already seen, as everything else here).
+
+    - drop to zero: a count with nothing at all where something was expected (tracking broke?)
+    - spike / dip: at most 3 buckets, then back to normal
+    - trend: the gap to the expected value keeps growing
+    - level shift: the series stays at its new level after the alert ended, or is still there
+      after 6 buckets (the detector then adapts and stays quiet)
+    - sustained: a lasting change that neither grows nor stays
+    """
+    if not is_ratio and np.all(y[a:b] == 0) and np.all(e[a:b] > 0):
+        return "drop to zero"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.abs(y[a:b] - e[a:b]) / np.abs(e[a:b])
+    rel = rel[np.isfinite(rel)]
+    n, T = b - a, len(y)
+    if n >= 4 and len(rel) >= 4:
+        half = len(rel) // 2
+        if np.mean(rel[half:]) >= 1.3 * np.mean(rel[:half]) and np.corrcoef(np.arange(len(rel)), rel)[0, 1] >= 0.7:
+            return "trend"
+    # after the alert: do the next buckets stay at the incident's level, against the same hours
+    # a week earlier (before the incident)?
+    k = min(season // 7, T - b)
+    if k >= 2 and b - season >= 0 and a - season + k >= 0:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            now = np.nansum(y[b:b + k]) / np.nansum(y[b - season:b - season + k]) - 1
+            during = np.nansum(y[a:b]) / np.nansum(y[a - season:b - season]) - 1 if a >= season else np.nan
+        if np.isfinite(now) and np.isfinite(during) and np.sign(now) == sign and abs(now) >= 0.5 * abs(during):
+            return "level shift"
+    if n <= 3:
+        return "spike" if sign > 0 else "dip"
+    return "level shift" if n >= 6 and b >= T - 1 else "sustained"
 
 
 def window_summary(cube: Cube, scores: Scores, i: int, a: int, b: int) -> dict[str, float]:
@@ -224,6 +261,7 @@ def _find(cube: Cube, scores: Scores, series: np.ndarray, flags: np.ndarray,
                 actual=_num(summ["actual"]), expected=_num(summ["expected"]),
                 lower=_num(summ["lower"]), upper=_num(summ["upper"]), score=round(peak, 2),
                 severity=severity_of(rel, peak), property=str(prop), change=_num(rel), buckets=int(b - a),
+                shape=shape_of(cube.value[i], scores.expected[i], a, b, s, cube.config.season, metric.is_ratio),
             ))
     return incidents
 

@@ -36,7 +36,7 @@ def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: s
     table = Table(title=title, title_justify="left", show_lines=False)
     for col, kw in [("when (UTC)", {}), ("property", {}), ("metric", {}), ("segment", {}),
                     ("actual", {"justify": "right"}), ("expected", {"justify": "right"}),
-                    ("change", {"justify": "right"}), ("sev", {}), ("top root cause", {})]:
+                    ("change", {"justify": "right"}), ("sev", {}), ("shape", {}), ("top root cause", {})]:
         table.add_column(col, overflow="fold", **kw)
     for inc in incidents:
         ratio = inc.metric in ratio_metrics
@@ -44,7 +44,7 @@ def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: s
         color = {"high": "red", "medium": "yellow", "low": "cyan"}[inc.severity]
         seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items()) or "(all)"
         table.add_row(_when(inc), inc.property, inc.metric, seg, _fmt(inc.actual, ratio), _fmt(inc.expected, ratio),
-                      change, f"[{color}]{inc.severity}[/]", cause_text(inc))
+                      change, f"[{color}]{inc.severity}[/]", inc.shape, cause_text(inc))
     return table
 
 
