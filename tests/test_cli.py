@@ -192,3 +192,17 @@ def test_per_metric_sensitivity_and_minimum_changes(demo_run):
     assert "views_quiet" not in found and "views_abs" not in found
     assert all(abs(i.change) >= 5.0 for i in found.get("views_big_only", []))
     assert len(found.get("views_big_only", [])) < len(found["views"])
+
+
+def test_the_funnel_break_is_named_by_its_path_change(demo_run):
+    out, incidents, _ = demo_run
+    truth = json.loads((out / "truth.json").read_text())
+    truth = truth["incidents"] if isinstance(truth, dict) else truth
+    brk = next(t for t in truth if t["kind"] == "funnel_break")
+    start = pd.Timestamp(brk["start"])
+    during = [i for i in incidents if i["property"] == brk["property"] and i["metric"] == "orders"
+              and abs(pd.Timestamp(i["start"]) - start) <= pd.Timedelta(hours=2)]
+    assert during, "the funnel break's orders incident"
+    top = during[0]["transitions"][:2]
+    assert {(t["from"], t["to"]) for t in top} == {("begin_checkout", "purchase"), ("begin_checkout", "(end)")}
+    assert all(t["baseline"] > t["during"] for t in top if t["to"] == "purchase")

@@ -224,13 +224,19 @@ def explain(
     source: str = typer.Option(..., "--source", "-s", help="the events the incident was detected in"),
     config: Optional[Path] = ConfigOpt,
     as_json: bool = typer.Option(False, "--json", help="print the incident with its explanation as JSON"),
+    method: str = typer.Option("all", "--method", "-m",
+                               help="segments (root causes), paths (event-path change), or all"),
 ) -> None:
-    """Explain one incident: root-cause segments and the contribution table per dimension."""
+    """Explain one incident: root-cause segments, contributions per dimension, event-path change."""
     from rich.table import Table
 
     from .pipeline import detect as run_detect
     from .report import cause_text
 
+    if method in ("links", "classifier"):
+        raise NotYetError(f"explain --method {method}: not built yet (issue 7); use segments or paths")
+    if method not in ("all", "segments", "paths"):
+        raise SleuthError(f"explain --method: unknown method {method!r}; use segments, paths or all")
     with stages(not as_json) as say:
         result = run_detect(source, config, progress=say)
     inc = next((i for i in result.incidents if i.id == incident_id), None)
@@ -242,6 +248,10 @@ def explain(
     seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items()) or "all traffic"
     out.print(f"[bold]{inc.metric}[/] ({inc.property}, {seg}) went {inc.direction} from {inc.start} to {inc.end}: "
               f"{inc.actual:,.4g} against {inc.expected:,.4g} expected ({(inc.change or 0):+.0%}); top cause: {cause_text(inc)}")
+    if method in ("all", "paths"):
+        _print_paths(inc)
+    if method == "paths":
+        return
     table = Table(title="root causes", title_justify="left")
     for col in ("segment", "explains", "score"):
         table.add_column(col)
@@ -267,6 +277,20 @@ def explain(
                       f"{r['actual']:,.4g}" if r["actual"] is not None else "-",
                       f"{(r['share'] or 0):.0%}", f"{(r['explains'] or 0):+.0%}")
         out.print(t)
+
+
+def _print_paths(inc) -> None:
+    from rich.table import Table
+
+    if not inc.transitions:
+        out.print("event paths: no transition changed significantly against the same hours of earlier weeks")
+        return
+    t = Table(title="event-path change (share of sessions taking each next step)", title_justify="left")
+    for col in ("from", "to", "usually", "during", "change", "moves"):
+        t.add_column(col)
+    for r in inc.transitions:
+        t.add_row(r["from"], r["to"], f"{r['baseline']:.0%}", f"{r['during']:.0%}", f"{r['change']:+.0%}", f"{r['moves']:,}")
+    out.print(t)
 
 
 def _emit_json(result: dict, as_json: bool) -> bool:
