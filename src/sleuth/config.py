@@ -113,11 +113,16 @@ class Metric(_Model):
 
 
 class NotifyRoute(_Model):
-    """One notification channel (Contract 7); used by ``sleuth run`` once alerting lands."""
+    """One notification channel (Contract 7): an apprise URL, what it wants, how hard to try."""
 
     url: str
     metrics: list[str] | None = None
     min_severity: Literal["low", "medium", "high"] = "low"
+    #: extra attempts within one run, waiting ``backoff`` seconds, then twice that, ...
+    retries: int = Field(default=3, ge=0)
+    backoff: float = Field(default=2.0, ge=0)
+    #: attempts over all runs after which a message is given up on (kept as a dead letter)
+    dead_letter_after: int = Field(default=12, gt=0)
 
 
 class Config(_Model):
