@@ -172,8 +172,10 @@ class Store:
         self.url = normalise_url(url)
         self.safe_url = redact_db_url(self.url)
         self.engine = _engine(self.url)
-        with self.guard("opening"):
-            metadata.create_all(self.engine)
+        with self.tx("opening") as c:
+            if c.dialect.name == "postgresql":  # two first runs at once must not both create the tables
+                c.execute(sa.text("SELECT pg_advisory_xact_lock(7201551)"))
+            metadata.create_all(c)
 
     def close(self) -> None:
         self.engine.dispose()
