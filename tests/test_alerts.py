@@ -2,6 +2,7 @@
 subprocess runs killed with SIGKILL or racing each other, a database that goes away mid-run."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ import sqlalchemy as sa
 from alerts_support import Proxy, Receiver, make_events, write_config
 
 from sleuth.alerts import open_store, run_once
+from sleuth.config import parse_config
+from sleuth.errors import ConfigError
 from sleuth.alerts.notify import group_linked, redact_url
 from sleuth.alerts.store import metadata, normalise_url, redact_db_url
 
@@ -253,6 +256,23 @@ def test_secrets_never_appear_in_output_or_the_store(data, receiver, tmp_path):
     assert secret not in dump and token not in dump and "127.0.0.1" in dump
 
 
+def test_quiet_hours_and_cooldown_hold_messages_for_a_later_run(data, receiver, tmp_path):
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    now = dt.datetime.now(dt.timezone.utc)
+    hours = lambda a, b: f"{now + dt.timedelta(hours=a):%H:%M}-{now + dt.timedelta(hours=b):%H:%M}"  # noqa: E731
+    route = {"url": receiver.url(), **FAST}
+    night = write_config(tmp_path / "night.yaml", [{**route, "quiet_hours": hours(-1, 1)}])
+    day = write_config(tmp_path / "day.yaml", [{**route, "quiet_hours": hours(3, 4), "cooldown_minutes": 60}])
+    held = run_once(data["events"], night, store=url, until=data["mild"])
+    assert held.messages == {} and held.held == 2 and receiver.requests == []
+    assert run_once(data["events"], day, store=url, until=data["mild"]).messages == {"sent": 1}
+    cooling = run_once(data["events"], day, store=url, until=data["deep"])  # grown, but just announced
+    assert cooling.actions == {"grown": 2} and cooling.messages == {} and cooling.held == 2
+    urgent = run_once(data["events"], night, store=url, until=data["deep"])  # high goes out in quiet hours
+    assert urgent.messages == {"sent": 1} and "[sleuth high]" in receiver.delivered()[1]["body"]["title"]
+    assert len(receiver.requests) == 2
+
+
 def test_watch_repeats_and_reports_each_run(data, receiver, tmp_path):
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
     cfg = write_config(tmp_path / "sleuth.yaml", [{"url": receiver.url(), **FAST}])
@@ -287,6 +307,15 @@ def test_the_database_going_away_mid_run_then_coming_back(data, receiver, tmp_pa
     assert len(receiver.delivered()) == 1 and counts(postgres_url()) == (2, 2)
     assert [r["status"] for r in direct.runs()] == ["running", "finished"]
     direct.close()
+
+
+def test_bad_store_urls_and_quiet_hours_are_one_line_errors(tmp_path):
+    for store in ("not a url", "mysql://u:Pw9xyz@127.0.0.1/x"):
+        proc = sleuth("alerts", "list", "--store", store, cwd=tmp_path)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith("error: store ") and "Pw9xyz" not in proc.stderr
+    with pytest.raises(ConfigError, match=r"notify\[0\]\.quiet_hours: use HH:MM-HH:MM"):
+        parse_config({"notify": [{"url": "json://127.0.0.1/x", "quiet_hours": "late"}]})
 
 
 def test_linked_incidents_are_grouped_and_urls_redacted():

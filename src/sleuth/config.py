@@ -123,6 +123,24 @@ class NotifyRoute(_Model):
     backoff: float = Field(default=2.0, ge=0)
     #: attempts over all runs after which a message is given up on (kept as a dead letter)
     dead_letter_after: int = Field(default=12, gt=0)
+    #: minutes after a message about a series (metric and segment) before the next one about it
+    cooldown_minutes: int = Field(default=0, ge=0)
+    #: ``"22:00-07:00"`` in the config's time zone: only high-severity messages go out then
+    quiet_hours: str | None = None
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_ok(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError("use HH:MM-HH:MM in the config's time zone, such as 22:00-07:00")
+        return v
+
+    def quiet_at(self, local: dt.time) -> bool:
+        """Whether ``local`` (a wall-clock time in the config's zone) falls in the quiet hours."""
+        if self.quiet_hours is None:
+            return False
+        a, b = (dt.time.fromisoformat(x) for x in self.quiet_hours.split("-"))
+        return a <= local < b if a <= b else (local >= a or local < b)
 
 
 class Config(_Model):

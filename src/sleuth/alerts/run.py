@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from ..config import Config
 from ..errors import SleuthError
@@ -31,18 +32,20 @@ class RunReport:
     incidents: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     closed: int = 0
+    held: int = 0  # incidents whose message waits for the end of quiet hours or of a cool-down
     messages: dict[str, int] = field(default_factory=dict)  # status -> count
-    data_end: str | None = None
+    data_end: dt.datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"run": self.run, "incidents": self.incidents, "actions": self.actions, "closed": self.closed,
-                "messages": self.messages, "data_end": self.data_end}
+                "messages": self.messages, "held": self.held,
+                "data_end": self.data_end.isoformat() if self.data_end else None}
 
     def line(self) -> str:
         acts = ", ".join(f"{n} {a}" for a, n in sorted(self.actions.items())) or "none"
         msgs = ", ".join(f"{n} {s}" for s, n in sorted(self.messages.items())) or "none"
-        return (f"run {self.run}: {self.incidents} incidents in data up to {self.data_end} ({acts}); "
-                f"{self.closed} auto-closed; messages: {msgs}")
+        return (f"run {self.run}: {self.incidents} incidents in data up to {self.data_end:%Y-%m-%d %H:%M} UTC ({acts}); "
+                f"{self.closed} auto-closed; messages: {msgs}" + (f"; {self.held} held back" if self.held else ""))
 
 
 def stored_config(cfg: Config) -> dict[str, Any]:
@@ -74,11 +77,11 @@ def run_once(source: Any, config: Config | dict | str | Path | None = None, *, s
             result = detect(source, cfg, until=until, progress=progress)
             report = _record(db, run_id, str(source), result, backfill)
             for ch in chans:
-                _notify(db, run_id, ch, claim_timeout, report)
+                _notify(db, run_id, ch, claim_timeout, cfg.timezone, report)
         except BaseException as e:
             _fail(db, run_id, e)
             raise
-        db.finish_run(run_id, "finished", dt.datetime.fromisoformat(report.data_end), report.to_dict())
+        db.finish_run(run_id, "finished", report.data_end, report.to_dict())
         return report
     finally:
         if not isinstance(store, Store):
@@ -102,7 +105,7 @@ def _record(db: Store, run_id: int, source: str, result, backfill: int) -> RunRe
     notify_from = data_end - step * backfill
     if previous is not None:
         notify_from = min(notify_from, previous)
-    report = RunReport(run=run_id, incidents=len(result.incidents), data_end=data_end.isoformat())
+    report = RunReport(run=run_id, incidents=len(result.incidents), data_end=data_end)
     seen = set()
     for inc in result.incidents:
         done = db.upsert(inc.to_dict(), run_id, data_end, notify_from)
@@ -112,9 +115,21 @@ def _record(db: Store, run_id: int, source: str, result, backfill: int) -> RunRe
     return report
 
 
-def _notify(db: Store, run_id: int, ch: nt.Channel, claim_timeout: float, report: RunReport) -> None:
-    stale = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=claim_timeout)
-    pending = db.pending(ch.key, ch.route.min_severity, ch.route.metrics, stale)
+def _notify(db: Store, run_id: int, ch: nt.Channel, claim_timeout: float, timezone: str,
+            report: RunReport) -> None:
+    """Send what this channel is owed, except what quiet hours or the cool-down hold back: that stays
+    pending and goes out with a later run."""
+    now = dt.datetime.now(dt.timezone.utc)
+    stale = now.replace(tzinfo=None) - dt.timedelta(seconds=claim_timeout)
+    owed = db.pending(ch.key, ch.route.min_severity, ch.route.metrics, stale)
+    pending = owed
+    if ch.route.quiet_at(now.astimezone(ZoneInfo(timezone)).time()):
+        pending = [i for i in pending if i["severity"] == "high"]
+    if ch.route.cooldown_minutes:
+        since = now.replace(tzinfo=None) - dt.timedelta(minutes=ch.route.cooldown_minutes)
+        recent = db.recently_notified(ch.key, since)
+        pending = [i for i in pending if (i["property"], i["metric"], i["segment"]) not in recent]
+    report.held += len(owed) - len(pending)
     for group in nt.group_linked(pending):
         mine = db.claim(group, ch.key, run_id, stale)
         if not mine:

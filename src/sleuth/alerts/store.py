@@ -346,6 +346,15 @@ class Store:
         with self.tx("reading pending notifications") as c:
             return [dict(r._mapping) for r in c.execute(q)]
 
+    def recently_notified(self, channel: str, since: dt.datetime) -> set[tuple[str, str, str]]:
+        """The series (property, metric, segment) this channel got a message about since ``since``."""
+        q = (sa.select(incidents.c.property, incidents.c.metric, incidents.c.segment).distinct()
+             .select_from(incidents.join(notifications, notifications.c.incident == incidents.c.key))
+             .where(notifications.c.channel == channel, notifications.c.status == "sent",
+                    notifications.c.sent >= since))
+        with self.tx("reading notifications") as c:
+            return {tuple(r) for r in c.execute(q)}
+
     def claim(self, group: list[dict], channel: str, run_id: int, stale_before: dt.datetime) -> list[dict]:
         """Claim the group's notifications in one transaction; returns those this run now owns.
 
