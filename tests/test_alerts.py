@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,7 @@ from alerts_support import Proxy, Receiver, make_events, write_config
 from sleuth.alerts import open_store, run_once
 from sleuth.config import parse_config
 from sleuth.errors import ConfigError
+from sleuth.incidents import Incident
 from sleuth.alerts.notify import group_linked, redact_url
 from sleuth.alerts.store import metadata, normalise_url, redact_db_url
 
@@ -158,6 +161,42 @@ def test_two_runs_at_once_send_once(data, receiver, store_url, tmp_path):
         assert p.returncode == 0, stderr
     assert len(receiver.requests) == 1 and len(receiver.delivered()) == 1
     assert counts(store_url) == (2, 2)
+
+
+def test_the_same_new_incident_stored_by_many_threads_at_once_is_stored_once(store_url, monkeypatch):
+    """On PostgreSQL every thread is held after looking the incident up, so all of them try to insert
+    it: one wins, the others meet the unique key and update. (SQLite takes its write lock at BEGIN,
+    so there the threads queue up instead.)"""
+    import sleuth.alerts.store as store_module
+
+    if store_url.startswith("postgresql"):
+        looked = threading.Barrier(6, timeout=20)
+        match = store_module._match
+
+        def held_match(*args):
+            row = match(*args)
+            if row is None:
+                looked.wait()
+            return row
+
+        monkeypatch.setattr(store_module, "_match", held_match)
+    inc = Incident(id="abc123abc123", metric="views", segment={}, start="2026-03-01T10:00:00Z",
+                   end="2026-03-01T12:00:00Z", direction="down", actual=1.0, expected=2.0, lower=1.5, upper=2.5,
+                   score=9.0, severity="medium").to_dict()
+    db = open_store(store_url)
+    run = db.start_run("events", {})
+    end = dt.datetime(2026, 3, 1, 12)
+    barrier = threading.Barrier(6)
+
+    def store_it():
+        barrier.wait()
+        return db.upsert(inc, run, end, end - dt.timedelta(days=1)).action
+
+    with ThreadPoolExecutor(6) as pool:
+        actions = sorted(pool.map(lambda _: store_it(), range(6)))
+    assert actions == ["new"] + ["same"] * 5
+    assert [(r["key"], r["state"]) for r in db.incidents()] == [("abc123abc123", "open")]
+    db.close()
 
 
 def test_kill_9_mid_run_then_the_next_run_finishes_without_duplicates(data, receiver, store_url, tmp_path):

@@ -185,8 +185,11 @@ class Store:
         """Database failures become one line that names the redacted URL (never the password)."""
         try:
             yield
+        except sa_exc.IntegrityError:
+            raise  # a unique key doing its job: the caller decides (another run got there first)
         except sa_exc.DBAPIError as e:
-            reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else type(e).__name__
+            text = str(getattr(e, "orig", e)).strip()
+            reason = text.splitlines()[0] if text else type(e).__name__
             raise StoreError(f"store {self.safe_url}: {doing} failed: {reason}") from None
 
     @contextmanager
@@ -223,14 +226,12 @@ class Store:
 
         Retried once on a unique-key clash: another run inserted the same incident meanwhile.
         """
-        for attempt in (0, 1):
-            try:
-                with self.tx("storing incidents") as c:
-                    return self._upsert(c, inc, run_id, data_end, notify_from)
-            except sa_exc.IntegrityError:
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            with self.tx("storing incidents") as c:
+                return self._upsert(c, inc, run_id, data_end, notify_from)
+        except sa_exc.IntegrityError:  # inserted by another run meanwhile: now it is an update
+            with self.tx("storing incidents") as c:
+                return self._upsert(c, inc, run_id, data_end, notify_from)
 
     def _upsert(self, c: sa.Connection, inc: dict, run_id: int, data_end: dt.datetime,
                 notify_from: dt.datetime) -> Upsert:
