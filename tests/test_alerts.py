@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,11 +18,11 @@ import sqlalchemy as sa
 from alerts_support import Proxy, Receiver, make_events, write_config
 
 from sleuth.alerts import open_store, run_once
+from sleuth.alerts.notify import group_linked, redact_url
+from sleuth.alerts.store import metadata, normalise_url, redact_db_url
 from sleuth.config import parse_config
 from sleuth.errors import ConfigError
 from sleuth.incidents import Incident
-from sleuth.alerts.notify import group_linked, redact_url
-from sleuth.alerts.store import metadata, normalise_url, redact_db_url
 
 FAST = {"retries": 0, "backoff": 0.01}
 
