@@ -198,6 +198,26 @@ def test_the_same_new_incident_stored_by_many_threads_at_once_is_stored_once(sto
     db.close()
 
 
+def test_a_false_alarm_stays_quiet_when_it_flares_up_but_history_does_not(store_url):
+    t = dt.datetime(2026, 3, 1, 12)
+    db = open_store(store_url)
+    run = db.start_run("events", {})
+    for key, label in (("aaaaaaaaaaaa", "false_alarm"), ("bbbbbbbbbbbb", None)):
+        inc = Incident(id=key, metric=key, segment={}, start="2026-03-01T08:00:00Z", end="2026-03-01T10:00:00Z",
+                       direction="up", actual=3.0, expected=2.0, lower=1.5, upper=2.5, score=5.0,
+                       severity="low").to_dict()
+        assert db.upsert(inc, run, t, t).action == "new"  # over before the store watched: history
+        if label:
+            db.add_feedback(key, label)
+        flare = {**inc, "end": "2026-03-01T13:00:00Z", "severity": "high"}
+        assert db.upsert(flare, run, t, t).action == "grown"
+    rows = {r["key"]: r for r in db.incidents()}
+    assert (rows["aaaaaaaaaaaa"]["quiet"], rows["bbbbbbbbbbbb"]["quiet"]) == ("false_alarm", None)
+    assert {r["state"] for r in rows.values()} == {"open"}
+    assert [r["key"] for r in db.pending("chan", "low", None, t)] == ["bbbbbbbbbbbb"]
+    db.close()
+
+
 def test_kill_9_mid_run_then_the_next_run_finishes_without_duplicates(data, receiver, store_url, tmp_path):
     cfg = write_config(tmp_path / "sleuth.yaml", [{"url": receiver.url(), **FAST}])
     args = ("run", "--once", data["events"], "--config", cfg, "--store", store_url, "--until", data["mild"])
@@ -262,6 +282,8 @@ def test_feedback_mute_and_expected_are_respected_by_later_runs(data, receiver, 
     assert detail["state"] == "resolved" and detail["feedback"][0]["note"] == "planned"
     table = sleuth("alerts", "list", "--store", url)
     assert views in table.stdout and "resolved" in table.stdout
+    wrong = sleuth("alerts", "feedback", sessions, "false_alarm", "--store", url, "--note", "bot filter")
+    assert "resolved (quiet: false_alarm)" in wrong.stdout
     for bad in (("feedback", views, "great"), ("show", "ffffffffffff")):
         proc = sleuth("alerts", *bad, "--store", url)
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from ..config import Config
 from ..errors import SleuthError
+from ..incidents import MAX_GAP
 from . import notify as nt
 from .store import Store, StoreError, open_store
 
@@ -106,12 +107,14 @@ def _record(db: Store, run_id: int, source: str, result, backfill: int) -> RunRe
     if previous is not None:
         notify_from = min(notify_from, previous)
     report = RunReport(run=run_id, incidents=len(result.incidents), data_end=data_end)
+    open_from = data_end - step * MAX_GAP  # the detector still bridges a gap this long
     seen = set()
     for inc in result.incidents:
-        done = db.upsert(inc.to_dict(), run_id, data_end, notify_from)
+        done = db.upsert(inc.to_dict(), run_id, open_from, notify_from)
         seen.add(done.key)
         report.actions[done.action] = report.actions.get(done.action, 0) + 1
-    report.closed = db.close_recovered(seen, set(cube.keys.property.astype(str)), set(cube.metrics), run_id, data_end)
+    report.closed = db.close_recovered(seen, set(cube.keys.property.astype(str)), set(cube.metrics), run_id,
+                                       open_from)
     return report
 
 

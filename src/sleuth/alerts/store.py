@@ -54,7 +54,7 @@ incidents = sa.Table(
     sa.Column("change", sa.Float),
     sa.Column("data", sa.JSON, nullable=False),            # Contract 3 JSON with its explanation
     sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("quiet", sa.String(16)),  # why it is not notified: muted | expected | history | None
+    sa.Column("quiet", sa.String(16)),  # why not notified: muted | expected | false_alarm | history | None
     sa.Column("revision", sa.Integer, nullable=False),      # +1 each time it grows materially
     sa.Column("first_run", sa.Integer, nullable=False),
     sa.Column("last_run", sa.Integer, nullable=False),
@@ -220,24 +220,26 @@ class Store:
             return [dict(r._mapping) for r in c.execute(sa.select(runs).order_by(runs.c.id))]
 
     # -- incidents --------------------------------------------------------------------------------
-    def upsert(self, inc: dict[str, Any], run_id: int, data_end: dt.datetime,
+    def upsert(self, inc: dict[str, Any], run_id: int, open_from: dt.datetime,
                notify_from: dt.datetime) -> Upsert:
         """Store one detected incident; a continuation of a stored one updates it (see :func:`_match`).
 
-        Retried once on a unique-key clash: another run inserted the same incident meanwhile.
+        An incident that ends at or after ``open_from`` is still open; one that ended at or before
+        ``notify_from`` and is new is history. Retried once on a unique-key clash: another run
+        inserted the same incident meanwhile.
         """
         try:
             with self.tx("storing incidents") as c:
-                return self._upsert(c, inc, run_id, data_end, notify_from)
+                return self._upsert(c, inc, run_id, open_from, notify_from)
         except sa_exc.IntegrityError:  # inserted by another run meanwhile: now it is an update
             with self.tx("storing incidents") as c:
-                return self._upsert(c, inc, run_id, data_end, notify_from)
+                return self._upsert(c, inc, run_id, open_from, notify_from)
 
-    def _upsert(self, c: sa.Connection, inc: dict, run_id: int, data_end: dt.datetime,
+    def _upsert(self, c: sa.Connection, inc: dict, run_id: int, open_from: dt.datetime,
                 notify_from: dt.datetime) -> Upsert:
         seg = segment_key(inc["segment"])
         start, end = _ts(inc["start"]), _ts(inc["end"])
-        ongoing = end >= data_end
+        ongoing = end >= open_from
         row = _match(c, inc, seg, start, end)
         quiet = _suppression(c, inc["property"], inc["metric"], seg, inc["direction"], inc["severity"])
         t = now()
@@ -258,8 +260,8 @@ class Store:
             state = "open"
         elif not ongoing and state in ("open", "acknowledged"):
             state = "auto_closed"
-        if row.quiet == "history" and quiet is None and not (grew or reopened):
-            quiet = "history"
+        if row.quiet == "false_alarm" or (row.quiet == "history" and not (grew or reopened)):
+            quiet = quiet or row.quiet  # the incident's own reasons outlive the series' rules
         data = {**inc, "id": row.key}
         changed = (end, inc["severity"], state, quiet) != (row.end_at, row.severity, row.state, row.quiet)
         c.execute(incidents.update().where(incidents.c.key == row.key).values(
@@ -269,11 +271,11 @@ class Store:
         return Upsert(row.key, "grown" if grew or reopened else "updated" if changed else "same")
 
     def close_recovered(self, seen: set[str], properties: set[str], metrics: set[str], run_id: int,
-                        data_end: dt.datetime) -> int:
+                        open_from: dt.datetime) -> int:
         """Open incidents of this run's series that the run no longer finds: back in band."""
         with self.tx("closing recovered incidents") as c:
             q = incidents.update().where(
-                incidents.c.state.in_(("open", "acknowledged")), incidents.c.end_at <= data_end,
+                incidents.c.state.in_(("open", "acknowledged")), incidents.c.end_at < open_from,
                 incidents.c.property.in_(properties), incidents.c.metric.in_(metrics),
                 incidents.c.key.not_in(seen) if seen else sa.true(),
             ).values(state="auto_closed", last_run=run_id, updated=now())
@@ -313,7 +315,7 @@ class Store:
 
     def add_feedback(self, key: str, label: str, note: str | None = None) -> dict:
         """Record a label. ``mute`` and ``expected`` quieten this incident and its pattern from now on;
-        ``false_alarm`` resolves it; ``confirmed`` only records."""
+        ``false_alarm`` resolves this incident and keeps it quiet; ``confirmed`` only records."""
         if label not in LABELS:
             raise InputError(f"feedback label must be one of {', '.join(LABELS)}; got {label!r}")
         row = self.get(key)
@@ -322,8 +324,8 @@ class Store:
                 incident=row["key"], property=row["property"], metric=row["metric"], segment=row["segment"],
                 direction=row["direction"], severity=row["severity"], label=label, note=note, created=now()))
             values: dict[str, Any] = {"updated": now()}
-            if label in ("mute", "expected"):
-                values["quiet"] = "muted" if label == "mute" else "expected"
+            if label != "confirmed":
+                values["quiet"] = {"mute": "muted", "expected": "expected", "false_alarm": "false_alarm"}[label]
             if label == "false_alarm":
                 values["state"] = "resolved"
             c.execute(incidents.update().where(incidents.c.key == row["key"]).values(**values))
