@@ -333,6 +333,27 @@ def test_quiet_hours_and_cooldown_hold_messages_for_a_later_run(data, receiver, 
     assert len(receiver.requests) == 2
 
 
+def test_the_daily_digest_gathers_what_is_not_urgent_once_a_day(data, receiver, tmp_path):
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    an_hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    cfg = write_config(tmp_path / "sleuth.yaml", [{"url": receiver.url(), **FAST, "digest_at": f"{an_hour_ago:%H:%M}"}])
+    assert run_once(data["events"], cfg, store=url, until=data["mild"]).messages == {"sent": 1}
+    [digest] = receiver.delivered()
+    assert digest["body"]["title"].startswith("[sleuth digest] 2 anomalies")
+    assert "views (" in digest["body"]["message"] and "sessions (" in digest["body"]["message"]
+    db = open_store(url)
+    late = Incident(id="cccccccccccc", metric="views", segment={"country": "US"}, start="2026-03-01T08:00:00Z",
+                    end="2026-03-01T10:00:00Z", direction="up", actual=3.0, expected=2.0, lower=1.5, upper=2.5,
+                    score=5.0, severity="medium").to_dict()
+    db.upsert(late, db.start_run("elsewhere", {}), dt.datetime(2026, 3, 1, 10), dt.datetime(2026, 2, 1))
+    waiting = run_once(data["events"], cfg, store=url, until=data["mild"])  # today's digest went out already
+    assert waiting.messages == {} and waiting.held == 1
+    urgent = run_once(data["events"], cfg, store=url, until=data["deep"])   # high does not wait
+    assert urgent.messages == {"sent": 1} and urgent.held == 1
+    assert receiver.delivered()[1]["body"]["title"].startswith("[sleuth high]")
+    db.close()
+
+
 def test_watch_repeats_and_reports_each_run(data, receiver, tmp_path):
     url = f"sqlite:///{tmp_path / 'alerts.db'}"
     cfg = write_config(tmp_path / "sleuth.yaml", [{"url": receiver.url(), **FAST}])
@@ -376,6 +397,8 @@ def test_bad_store_urls_and_quiet_hours_are_one_line_errors(tmp_path):
         assert proc.stderr.startswith("error: store ") and "Pw9xyz" not in proc.stderr
     with pytest.raises(ConfigError, match=r"notify\[0\]\.quiet_hours: use HH:MM-HH:MM"):
         parse_config({"notify": [{"url": "json://127.0.0.1/x", "quiet_hours": "late"}]})
+    with pytest.raises(ConfigError, match=r"notify\[0\]\.digest_at: use HH:MM"):
+        parse_config({"notify": [{"url": "json://127.0.0.1/x", "digest_at": "9am"}]})
 
 
 def test_linked_incidents_are_grouped_and_urls_redacted():

@@ -112,6 +112,9 @@ class Metric(_Model):
         return self.type in ("count", "sum")
 
 
+_HHMM = r"([01]\d|2[0-3]):[0-5]\d"
+
+
 class NotifyRoute(_Model):
     """One notification channel (Contract 7): an apprise URL, what it wants, how hard to try."""
 
@@ -127,13 +130,29 @@ class NotifyRoute(_Model):
     cooldown_minutes: int = Field(default=0, ge=0)
     #: ``"22:00-07:00"`` in the config's time zone: only high-severity messages go out then
     quiet_hours: str | None = None
+    #: ``"09:00"``: messages below high severity wait and go out as one digest a day, in the first
+    #: run at or after this time (config time zone)
+    digest_at: str | None = None
 
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_ok(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", v):
+        if v is not None and not re.fullmatch(f"{_HHMM}-{_HHMM}", v):
             raise ValueError("use HH:MM-HH:MM in the config's time zone, such as 22:00-07:00")
         return v
+
+    @field_validator("digest_at")
+    @classmethod
+    def _digest_ok(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(_HHMM, v):
+            raise ValueError("use HH:MM in the config's time zone, such as 09:00")
+        return v
+
+    def last_digest(self, local: dt.datetime) -> dt.datetime:
+        """The most recent digest time at or before ``local`` (an aware time in the config's zone)."""
+        t = dt.time.fromisoformat(self.digest_at or "00:00")
+        slot = local.replace(hour=t.hour, minute=t.minute, second=0, microsecond=0)
+        return slot if slot <= local else slot - dt.timedelta(days=1)
 
     def quiet_at(self, local: dt.time) -> bool:
         """Whether ``local`` (a wall-clock time in the config's zone) falls in the quiet hours."""

@@ -151,6 +151,16 @@ def message(group: list[dict]) -> tuple[str, str, str]:
     return title, "\n".join(body), kind
 
 
+def digest(incs: list[dict]) -> tuple[str, str, str]:
+    """``(title, body, notify type)`` of the daily digest: every held incident, oldest first."""
+    props = sorted({i["property"] for i in incs})
+    title = f"[sleuth digest] {len(incs)} anomalies on {', '.join(props)}"
+    body: list[str] = []
+    for inc in incs:
+        body += [*describe(inc), ""]
+    return title, "\n".join(body).rstrip(), "info"
+
+
 def message_id(group: list[dict]) -> str:
     """The same group at the same revisions gets the same id: receivers can drop a repeat by it."""
     key = "|".join(f"{i['key']}@{i['revision']}" for i in sorted(group, key=lambda i: i["key"]))

@@ -120,28 +120,44 @@ def _record(db: Store, run_id: int, source: str, result, backfill: int) -> RunRe
 
 def _notify(db: Store, run_id: int, ch: nt.Channel, claim_timeout: float, timezone: str,
             report: RunReport) -> None:
-    """Send what this channel is owed, except what quiet hours or the cool-down hold back: that stays
-    pending and goes out with a later run."""
+    """Send what this channel is owed, except what quiet hours, the cool-down or the daily digest
+    hold back: that stays pending and goes out with a later run."""
     now = dt.datetime.now(dt.timezone.utc)
+    local = now.astimezone(ZoneInfo(timezone))
     stale = now.replace(tzinfo=None) - dt.timedelta(seconds=claim_timeout)
     owed = db.pending(ch.key, ch.route.min_severity, ch.route.metrics, stale)
     pending = owed
-    if ch.route.quiet_at(now.astimezone(ZoneInfo(timezone)).time()):
+    if ch.route.quiet_at(local.time()):
         pending = [i for i in pending if i["severity"] == "high"]
     if ch.route.cooldown_minutes:
         since = now.replace(tzinfo=None) - dt.timedelta(minutes=ch.route.cooldown_minutes)
         recent = db.recently_notified(ch.key, since)
         pending = [i for i in pending if (i["property"], i["metric"], i["segment"]) not in recent]
-    report.held += len(owed) - len(pending)
+    digest: list[dict] = []
+    if ch.route.digest_at:
+        slot = ch.route.last_digest(local).astimezone(dt.timezone.utc).replace(tzinfo=None)
+        later = [i for i in pending if i["severity"] != "high"]
+        pending = [i for i in pending if i["severity"] == "high"]
+        if later and not db.digest_sent(ch.key, slot):
+            digest = later
+    report.held += len(owed) - len(pending) - len(digest)
     for group in nt.group_linked(pending):
-        mine = db.claim(group, ch.key, run_id, stale)
-        if not mine:
-            continue
-        title, body, kind = nt.message(mine)
-        mid = nt.message_id(mine)
-        ok, attempts = nt.send(ch, title, f"{body}\n\nmessage {mid}", kind)
-        status = db.mark(mine, ch.key, ok, attempts, ch.route.dead_letter_after, mid)
-        report.messages[status] = report.messages.get(status, 0) + 1
+        _deliver(db, run_id, ch, group, stale, report, digest=False)
+    if digest:
+        _deliver(db, run_id, ch, digest, stale, report, digest=True)
+
+
+def _deliver(db: Store, run_id: int, ch: nt.Channel, group: list[dict], stale: dt.datetime,
+             report: RunReport, digest: bool) -> None:
+    """Claim, send and record one message."""
+    mine = db.claim(group, ch.key, run_id, stale)
+    if not mine:
+        return
+    title, body, kind = nt.digest(mine) if digest else nt.message(mine)
+    mid = ("digest-" if digest else "") + nt.message_id(mine)
+    ok, attempts = nt.send(ch, title, f"{body}\n\nmessage {mid}", kind)
+    status = db.mark(mine, ch.key, ok, attempts, ch.route.dead_letter_after, mid)
+    report.messages[status] = report.messages.get(status, 0) + 1
 
 
 def watch(source: Any, config: Config | dict | str | Path | None = None, *, store: str | None = None,

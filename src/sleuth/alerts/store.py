@@ -358,6 +358,14 @@ class Store:
         with self.tx("reading notifications") as c:
             return {tuple(r) for r in c.execute(q)}
 
+    def digest_sent(self, channel: str, since: dt.datetime) -> bool:
+        """Whether this channel got its digest since ``since``."""
+        q = sa.select(notifications.c.id).where(
+            notifications.c.channel == channel, notifications.c.status == "sent",
+            notifications.c.message.startswith("digest-"), notifications.c.sent >= since).limit(1)
+        with self.tx("reading notifications") as c:
+            return c.execute(q).first() is not None
+
     def claim(self, group: list[dict], channel: str, run_id: int, stale_before: dt.datetime) -> list[dict]:
         """Claim the group's notifications in one transaction; returns those this run now owns.
 
