@@ -54,9 +54,6 @@ class Channel:
     def name(self) -> str:
         return redact_url(self.route.url)
 
-    def wants(self, inc: dict[str, Any]) -> bool:
-        return self.route.metrics is None or inc["metric"] in self.route.metrics
-
     def apprise(self):
         """An apprise object for this URL; an unreadable URL is a config error (redacted)."""
         import apprise
