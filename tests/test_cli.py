@@ -156,8 +156,8 @@ def test_help_lists_verbs_and_unbuilt_verbs_say_not_yet():
     assert proc.returncode == 0
     for verb in ("demo", "detect", "score", "metrics", "rca", "run"):
         assert verb in proc.stdout
-    proc = sleuth("run", "--once", "events.csv")
-    assert proc.returncode == 2 and "not built yet" in proc.stderr and "issue 6" in proc.stderr
+    proc = sleuth("dashboard")
+    assert proc.returncode == 2 and "not built yet" in proc.stderr and "issue 8" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -26,6 +26,8 @@ _LAZY = {
     "Incident": "sleuth.incidents",
     "score_frame": "sleuth.score",
     "generate_shop": "sleuth.bench.shop",
+    "run_once": "sleuth.alerts",
+    "open_store": "sleuth.alerts",
 }
 
 

@@ -361,6 +361,177 @@ dimensions: [device, os, browser, country, channel, campaign, category]
 """
 
 
+StoreOpt = typer.Option(None, "--store", help="database URL (default: store: in the config, else "
+                        "sqlite:///.sleuth/sleuth.db); postgresql://user@host/db works too")
+
+
+def _alert_config(config: Optional[Path]):
+    from .config import load_config
+
+    return load_config(config)
+
+
+@app.command()
+def run(
+    source: str = typer.Argument(..., help="events file or ibis URL"),
+    once: bool = typer.Option(True, "--once", help="run once and exit (cron-friendly; `sleuth watch` repeats)"),
+    config: Optional[Path] = ConfigOpt,
+    store: Optional[str] = StoreOpt,
+    until: Optional[str] = typer.Option(None, help="read only events before this time (replay history)"),
+    backfill: int = typer.Option(24, min=0, help="first run: announce incidents that ended at most this many buckets ago"),
+    claim_timeout: float = typer.Option(300.0, min=0, help="seconds after which a send left unfinished by a dead run is retried"),
+    as_json: bool = typer.Option(False, "--json", help="print the run's summary as one JSON line"),
+) -> None:
+    """Detect, explain, store and notify once; safe to repeat (Contract 7)."""
+    from .alerts import run_once
+
+    cfg = _alert_config(config)
+    report = run_once(source, cfg, store=store, until=until, backfill=backfill, claim_timeout=claim_timeout)
+    if not _emit_json(report.to_dict(), as_json):
+        out.print(report.line(), markup=False, highlight=False)
+
+
+@app.command()
+def watch(
+    source: str = typer.Argument(..., help="events file or ibis URL"),
+    config: Optional[Path] = ConfigOpt,
+    store: Optional[str] = StoreOpt,
+    every: Optional[float] = typer.Option(None, min=0, help="seconds between runs (default: one granularity step)"),
+    max_runs: Optional[int] = typer.Option(None, min=1, help="stop after this many runs (default: never)"),
+    backfill: int = typer.Option(24, min=0, help="first run: announce incidents that ended at most this many buckets ago"),
+    claim_timeout: float = typer.Option(300.0, min=0, help="seconds after which a send left unfinished by a dead run is retried"),
+) -> None:
+    """Run again and again; after downtime the next run catches up on everything missed."""
+    from .alerts import watch as run_watch
+
+    def said(report) -> None:
+        out.print(report.line(), markup=False, highlight=False)
+
+    def failed(e) -> None:
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+
+    cfg = _alert_config(config)
+    bad = run_watch(source, cfg, store=store, every=every, max_runs=max_runs, on_run=said, on_error=failed,
+                    backfill=backfill, claim_timeout=claim_timeout)
+    if max_runs is not None and bad == max_runs:
+        sys.exit(2)
+
+
+alerts_app = typer.Typer(help="Read and change the alert store: list, show, ack, resolve, mute, feedback.",
+                         no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+def _open(config: Optional[Path], store: Optional[str]):
+    from .alerts import open_store
+    from .alerts.run import store_url
+
+    return open_store(store_url(_alert_config(config), store))
+
+
+def _incident_json(row: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+
+@alerts_app.command("list")
+def alerts_list(
+    state: Optional[str] = typer.Option(None, help="only this state: open, acknowledged, resolved, auto_closed"),
+    limit: int = typer.Option(50, min=1, help="most recent first, at most this many"),
+    config: Optional[Path] = ConfigOpt,
+    store: Optional[str] = StoreOpt,
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per incident per line"),
+) -> None:
+    """List stored incidents, the most recent first."""
+    from rich.table import Table
+
+    db = _open(config, store)
+    rows = db.incidents(state=state, limit=limit)
+    db.close()
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps(_incident_json({k: v for k, v in r.items() if k != "data"}), default=str) + "\n")
+        return
+    table = Table(title=f"{len(rows)} incidents in the store", title_justify="left")
+    for col in ("id", "state", "property", "metric", "segment", "start (UTC)", "end", "direction", "change",
+                "severity", "rev", "quiet"):
+        table.add_column(col)
+    for r in rows:
+        seg = ", ".join(f"{k}={v}" for k, v in json.loads(r["segment"]).items()) or "all"
+        table.add_row(r["key"], r["state"], r["property"], r["metric"], seg, f"{r['start_at']:%Y-%m-%d %H:%M}",
+                      f"{r['end_at']:%Y-%m-%d %H:%M}", r["direction"],
+                      f"{r['change']:+.0%}" if r["change"] is not None else "-", r["severity"], str(r["revision"]),
+                      r["quiet"] or "")
+    out.print(table)
+
+
+@alerts_app.command("show")
+def alerts_show(
+    incident_id: str = typer.Argument(..., help="an incident id (or a unique prefix) from `sleuth alerts list`"),
+    config: Optional[Path] = ConfigOpt,
+    store: Optional[str] = StoreOpt,
+    as_json: bool = typer.Option(False, "--json", help="print the stored incident, notifications and feedback"),
+) -> None:
+    """Show one stored incident: the message it would send, its notifications and feedback."""
+    from .alerts.notify import describe
+
+    db = _open(config, store)
+    row = db.get(incident_id)
+    db.close()
+    if as_json:
+        sys.stdout.write(json.dumps(_incident_json(row), default=str, ensure_ascii=False) + "\n")
+        return
+    out.print(f"{row['key']}: {row['state']}" + (f" (quiet: {row['quiet']})" if row["quiet"] else ""),
+              markup=False, highlight=False)
+    out.print("\n".join(describe(row)), markup=False, highlight=False)
+    for n in row["notifications"]:
+        out.print(f"  notification to channel {n['channel']} revision {n['revision']}: {n['status']} "
+                  f"after {n['attempts']} attempt(s)", markup=False, highlight=False)
+    for f in row["feedback"]:
+        out.print(f"  feedback {f['label']} at {f['created']:%Y-%m-%d %H:%M}" + (f": {f['note']}" if f["note"] else ""),
+                  markup=False, highlight=False)
+
+
+def _change(incident_id: str, config: Optional[Path], store: Optional[str], state: str | None = None,
+            label: str | None = None, note: str | None = None) -> None:
+    db = _open(config, store)
+    try:
+        row = db.set_state(incident_id, state) if state else db.add_feedback(incident_id, label, note)
+    finally:
+        db.close()
+    out.print(f"{row['key']}: {row['state']}" + (f" (quiet: {row['quiet']})" if row.get("quiet") else ""),
+              markup=False, highlight=False)
+
+
+@alerts_app.command("ack")
+def alerts_ack(incident_id: str = typer.Argument(...), config: Optional[Path] = ConfigOpt,
+               store: Optional[str] = StoreOpt) -> None:
+    """Acknowledge an incident: someone is on it (it still closes by itself once back to normal)."""
+    _change(incident_id, config, store, state="acknowledged")
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(incident_id: str = typer.Argument(...), config: Optional[Path] = ConfigOpt,
+                   store: Optional[str] = StoreOpt) -> None:
+    """Resolve an incident: no more messages about it unless it flares up again."""
+    _change(incident_id, config, store, state="resolved")
+
+
+@alerts_app.command("mute")
+def alerts_mute(incident_id: str = typer.Argument(...), note: Optional[str] = typer.Option(None),
+                config: Optional[Path] = ConfigOpt, store: Optional[str] = StoreOpt) -> None:
+    """Mute the incident's metric and segment: later runs store its incidents but send nothing."""
+    _change(incident_id, config, store, label="mute", note=note)
+
+
+@alerts_app.command("feedback")
+def alerts_feedback(incident_id: str = typer.Argument(...),
+                    label: str = typer.Argument(..., help="confirmed | expected | false_alarm | mute"),
+                    note: Optional[str] = typer.Option(None), config: Optional[Path] = ConfigOpt,
+                    store: Optional[str] = StoreOpt) -> None:
+    """Label an incident. `expected` quietens changes this way, no more severe, on the same series."""
+    _change(incident_id, config, store, label=label, note=note)
+
+
 def _not_yet(verb: str, issue: int, what: str):
     def command() -> None:
         raise NotYetError(f"'sleuth {verb}' is not built yet: {what} (tracked in issue {issue})")
@@ -369,9 +540,6 @@ def _not_yet(verb: str, issue: int, what: str):
 
 
 for _verb, _issue, _what in [
-    ("run", 6, "detect, store and notify once (Contract 7)"),
-    ("watch", 6, "the same every granularity step"),
-    ("alerts", 6, "listing and changing stored alerts"),
     ("dashboard", 8, "the Streamlit dashboard"),
     ("report", 8, "a self-contained HTML report"),
 ]:

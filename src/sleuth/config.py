@@ -119,12 +119,54 @@ class Metric(_Model):
         return self.type in ("count", "sum")
 
 
+_HHMM = r"([01]\d|2[0-3]):[0-5]\d"
+
+
 class NotifyRoute(_Model):
-    """One notification channel (Contract 7); used by ``sleuth run`` once alerting lands."""
+    """One notification channel (Contract 7): an apprise URL, what it wants, how hard to try."""
 
     url: str
     metrics: list[str] | None = None
     min_severity: Literal["low", "medium", "high"] = "low"
+    #: extra attempts within one run, waiting ``backoff`` seconds, then twice that, ...
+    retries: int = Field(default=3, ge=0)
+    backoff: float = Field(default=2.0, ge=0)
+    #: attempts over all runs after which a message is given up on (kept as a dead letter)
+    dead_letter_after: int = Field(default=12, gt=0)
+    #: minutes after a message about a series (metric and segment) before the next one about it
+    cooldown_minutes: int = Field(default=0, ge=0)
+    #: ``"22:00-07:00"`` in the config's time zone: only high-severity messages go out then
+    quiet_hours: str | None = None
+    #: ``"09:00"``: messages below high severity wait and go out as one digest a day, in the first
+    #: run at or after this time (config time zone)
+    digest_at: str | None = None
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_ok(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(f"{_HHMM}-{_HHMM}", v):
+            raise ValueError("use HH:MM-HH:MM in the config's time zone, such as 22:00-07:00")
+        return v
+
+    @field_validator("digest_at")
+    @classmethod
+    def _digest_ok(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(_HHMM, v):
+            raise ValueError("use HH:MM in the config's time zone, such as 09:00")
+        return v
+
+    def last_digest(self, local: dt.datetime) -> dt.datetime:
+        """The most recent digest time at or before ``local`` (an aware time in the config's zone)."""
+        t = dt.time.fromisoformat(self.digest_at or "00:00")
+        slot = local.replace(hour=t.hour, minute=t.minute, second=0, microsecond=0)
+        return slot if slot <= local else slot - dt.timedelta(days=1)
+
+    def quiet_at(self, local: dt.time) -> bool:
+        """Whether ``local`` (a wall-clock time in the config's zone) falls in the quiet hours."""
+        if self.quiet_hours is None:
+            return False
+        a, b = (dt.time.fromisoformat(x) for x in self.quiet_hours.split("-"))
+        return a <= local < b if a <= b else (local >= a or local < b)
 
 
 class Config(_Model):

@@ -1,0 +1,178 @@
+"""Notifications through apprise: routing, one message per group of linked incidents, retries.
+
+A channel is known to the store by a hash of its URL and to people by :func:`redact_url`; the URL
+itself is never printed or logged (apprise's own log names URLs, so its logger is silenced).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from ..config import NotifyRoute
+from ..errors import ConfigError
+from .store import SEVERITY_RANK
+
+logging.getLogger("apprise").addHandler(logging.NullHandler())
+logging.getLogger("apprise").propagate = False
+
+
+def channel_hash(url: str) -> str:
+    """A stable, irreversible name for a channel: what the store keeps instead of the URL."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]/…`` for a URL with a network host, else ``scheme://…``: tokens hide in
+    user names, passwords, paths and queries (and a Slack 'host' is a token), so none of them show."""
+    parts = urlsplit(url)
+    scheme = parts.scheme or "?"
+    try:
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        host, port = "", None
+    looks_like_host = host == "localhost" or "." in host or ":" in host
+    shown = f"{host}:{port}" if looks_like_host and port else host if looks_like_host else ""
+    return f"{scheme}://{shown}/…#{channel_hash(url)[:8]}"
+
+
+@dataclass
+class Channel:
+    """One ``notify:`` route, ready to send."""
+
+    route: NotifyRoute
+    index: int
+
+    @property
+    def key(self) -> str:
+        return channel_hash(self.route.url)
+
+    @property
+    def name(self) -> str:
+        return redact_url(self.route.url)
+
+    def apprise(self):
+        """An apprise object for this URL; an unreadable URL is a config error (redacted)."""
+        import apprise
+
+        app = apprise.Apprise(asset=apprise.AppriseAsset(storage_mode="memory"))
+        if not app.add(self.route.url):
+            raise ConfigError(f"notify[{self.index}].url: apprise cannot use {self.name}; see "
+                              "https://github.com/caronc/apprise/wiki for URL formats")
+        return app
+
+
+def channels(routes: list[NotifyRoute]) -> list[Channel]:
+    out = [Channel(r, i) for i, r in enumerate(routes)]
+    for ch in out:
+        ch.apprise()  # validate every URL before any work is done
+    return out
+
+
+def group_linked(incs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Incidents of one property whose windows overlap (chained) form one group: one message.
+
+    ``incs`` must be sorted by start; each group keeps that order.
+    """
+    groups: list[list[dict]] = []
+    open_until: dict[str, tuple[Any, int]] = {}
+    for inc in incs:
+        prop = inc["property"]
+        last = open_until.get(prop)
+        if last is not None and inc["start_at"] < last[0]:
+            groups[last[1]].append(inc)
+            open_until[prop] = (max(last[0], inc["end_at"]), last[1])
+        else:
+            groups.append([inc])
+            open_until[prop] = (inc["end_at"], len(groups) - 1)
+    return groups
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.4g}"
+
+
+def _when(inc: dict) -> str:
+    start, end = inc["start_at"], inc["end_at"]
+    span = end - start
+    hours = span.total_seconds() / 3600
+    dur = f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+    state = "ongoing" if inc["state"] in ("open", "acknowledged") else "over"
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC ({dur}, {state})"
+
+
+def _segment(seg: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in seg.items()) or "all traffic"
+
+
+def describe(inc: dict) -> list[str]:
+    """The lines a person needs to act on one incident."""
+    d = inc["data"]
+    change = f"{d['change']:+.0%}" if d.get("change") is not None else "n/a"
+    lines = [f"{d['metric']} ({inc['property']}, {_segment(d['segment'])}) went {d['direction']}: {change}",
+             f"  when: {_when(inc)}",
+             f"  actual {_num(d.get('actual'))} vs expected {_num(d.get('expected'))} "
+             f"(normal band {_num(d.get('lower'))} to {_num(d.get('upper'))}); severity {d['severity']}, "
+             f"score {d['score']}"]
+    causes = [f"{_segment(rc['segment'])} (explains {rc.get('explains', 0):.0%})" for rc in d.get("root_causes", [])[:3]]
+    if causes:
+        lines.append("  top root causes: " + "; ".join(causes))
+    moved = [f"{p} {c:+.0%}" for p, c in (d.get("peers") or {}).items() if c is not None]
+    if moved:
+        lines.append("  other properties, same hours: " + ", ".join(moved))
+    if d.get("holiday"):
+        lines.append(f"  holiday: {d['holiday']}")
+    lines.append(f"  id {inc['key']} (revision {inc['revision']}): sleuth alerts show {inc['key']}")
+    return lines
+
+
+def message(group: list[dict]) -> tuple[str, str, str]:
+    """``(title, body, notify type)`` for a group: the worst incident first, the rest as linked."""
+    ordered = sorted(group, key=lambda i: (-SEVERITY_RANK[i["severity"]], -abs(i["data"].get("change") or 0)))
+    head = ordered[0]["data"]
+    change = f" {head['change']:+.0%}" if head.get("change") is not None else ""
+    title = f"[sleuth {head['severity']}] {head['metric']} {head['direction']}{change} on {ordered[0]['property']}"
+    if len(group) > 1:
+        title += f" (+{len(group) - 1} linked)"
+    body = describe(ordered[0])
+    if len(ordered) > 1:
+        body += ["", "Linked anomalies in the same hours:"]
+        for inc in ordered[1:]:
+            body += describe(inc)
+    kind = {"high": "failure", "medium": "warning"}.get(ordered[0]["severity"], "info")
+    return title, "\n".join(body), kind
+
+
+def digest(incs: list[dict]) -> tuple[str, str, str]:
+    """``(title, body, notify type)`` of the daily digest: every held incident, oldest first."""
+    props = sorted({i["property"] for i in incs})
+    title = f"[sleuth digest] {len(incs)} anomalies on {', '.join(props)}"
+    body: list[str] = []
+    for inc in incs:
+        body += [*describe(inc), ""]
+    return title, "\n".join(body).rstrip(), "info"
+
+
+def message_id(group: list[dict]) -> str:
+    """The same group at the same revisions gets the same id: receivers can drop a repeat by it."""
+    key = "|".join(f"{i['key']}@{i['revision']}" for i in sorted(group, key=lambda i: i["key"]))
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def send(channel: Channel, title: str, body: str, kind: str,
+         sleep: Callable[[float], None] = time.sleep) -> tuple[bool, int]:
+    """Send with retries and exponential backoff; returns ``(delivered, attempts)``."""
+    app = channel.apprise()
+    attempts = 0
+    for attempt in range(channel.route.retries + 1):
+        attempts += 1
+        if app.notify(title=title, body=body, notify_type=kind):
+            return True, attempts
+        if attempt < channel.route.retries:
+            sleep(channel.route.backoff * 2 ** attempt)
+    return False, attempts

@@ -1,0 +1,154 @@
+"""Real parts for the alert tests: a webhook receiver and a TCP proxy on 127.0.0.1, and small data."""
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+
+def make_events(path: Path, days: int = 23, per_hour: float = 400.0, seed: int = 0) -> pd.Timestamp:
+    """Hourly page views in two countries with a drop 20 hours before the end of the data: 3 hours
+    at 60 % of normal, then 3 hours at 10 %, then normal again. Returns the hour the drop starts."""
+    rng = np.random.default_rng(seed)
+    hours = pd.date_range("2026-03-02", periods=days * 24, freq="h")
+    h = np.arange(len(hours))
+    rate = per_hour * (1 + 0.3 * np.sin(2 * np.pi * (h % 24) / 24))
+    start = len(hours) - 20
+    rate[start:start + 3] *= 0.6
+    rate[start + 3:start + 6] *= 0.1
+    parts = []
+    for country, share in (("US", 0.6), ("DE", 0.4)):
+        n = rng.poisson(rate * share)
+        ts = np.repeat(hours.values, n) + rng.integers(0, 3600, n.sum()).astype("timedelta64[s]")
+        parts.append(pd.DataFrame({"timestamp": ts, "event": "page_view", "country": country,
+                                   "session_id": rng.integers(0, 10**12, n.sum()).astype(str)}))
+    pd.concat(parts).sort_values("timestamp").to_parquet(path, index=False)
+    return hours[start]
+
+
+def write_config(path: Path, routes: list[dict], store: str | None = None) -> Path:
+    """Two metrics that move together (one linked group), one dimension, the given channels."""
+    cfg = {"granularity": "1h", "dimensions": ["country"],
+           "metrics": [{"name": "views", "type": "count", "event": "page_view"},
+                       {"name": "sessions", "type": "distinct", "column": "session_id"}],
+           "notify": routes}
+    if store:
+        cfg["store"] = store
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+class Receiver:
+    """A webhook receiver: records every POST and answers 200, or what ``plan[path]`` says next
+    (``500``), or always 500 for paths in ``down``; with ``hang`` set it never answers the next request."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.plan: dict[str, list[int]] = {}
+        self.down: set[str] = set()
+        self.hang = False
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with receiver.lock:
+                    hang, receiver.hang = receiver.hang, False
+                    plan = receiver.plan.get(self.path, [])
+                    status = 500 if self.path in receiver.down else (plan.pop(0) if plan else 200)
+                    record = {"path": self.path, "body": body, "status": None if hang else status}
+                    receiver.requests.append(record)
+                if hang:  # the sender is killed while it waits: this message was never acknowledged
+                    receiver.release.wait(60)
+                    return
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/hook", secret: str = "") -> str:
+        return f"json://{secret}127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def delivered(self, path: str | None = None) -> list[dict]:
+        """Requests answered 200: messages the channel accepted."""
+        return [r for r in self.requests if r["status"] == 200 and (path is None or r["path"] == path)]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 in front of a database: ``stop()`` makes the database go away
+    (listener and every open connection closed), ``start()`` brings it back on the same port."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = 0
+        self.conns: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+
+    def start(self) -> None:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(16)
+        self.port = s.getsockname()[1]
+        self.listener = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self.listener is not None:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+            except OSError:
+                pass
+            self.listener.close()
+            self.listener = None
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        self.conns = []
