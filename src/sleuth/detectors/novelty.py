@@ -1,0 +1,67 @@
+"""Evidence for series of unknown nature beyond a seasonal expectation, and alert shaping.
+
+Novelty: a value outside everything the series did over the last few weeks is suspicious even
+when its own noise model cannot say how unusual it is (a machine temperature at a level never
+seen, a latency past its all-time high). Measured relative to that running range, so it needs no
+knowledge of units or noise; the strength behind contextual detectors such as CAD OSE and HTM.
+
+Shaping: people want one alert per incident, not one per row of it. An alert score is reported
+only where it beats every score of the last ``quiet`` buckets (the onset of an incident, or an
+escalation of it); the repeats in between are silenced. Everything is causal: bucket t uses
+buckets <= t only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: exceeding the running range by this share of it scores 0.5 (the alarm level)
+NOVELTY_LEVEL = 0.002
+#: days of history the running range covers
+MEMORY_DAYS = 28
+#: buckets of history the running range needs before a value can be novel (at least a day)
+MIN_WARMUP = 24
+#: buckets after an alert in which only a higher score alerts again
+QUIET = 48
+
+
+def _rolling(a: np.ndarray, window: int, how: str) -> np.ndarray:
+    """Rolling ``max`` or ``min`` over the previous ``window`` buckets (excluding the current one),
+    per series along the last axis, ignoring NaN; NaN where nothing was seen yet."""
+    roll = pd.DataFrame(a.T).rolling(window, min_periods=1)
+    return getattr(roll, how)().shift(1).to_numpy().T
+
+
+def value_novelty(y: np.ndarray, memory: int, warmup: int) -> np.ndarray:
+    """How far each value lies outside the range of the previous ``memory`` buckets, as a share
+    of that range (0 inside it or during the first ``warmup`` buckets of a series)."""
+    hi, lo = _rolling(y, memory, "max"), _rolling(y, memory, "min")
+    with np.errstate(invalid="ignore"):
+        out = np.fmax(y - hi, lo - y) / np.maximum(hi - lo, 1e-9)
+    seen = np.cumsum(np.isfinite(y), axis=-1)  # buckets with data so far, including this one
+    out = np.where(seen > warmup, out, 0.0)
+    return np.clip(np.nan_to_num(out, nan=0.0), 0.0, None)
+
+
+def novelty_score(y: np.ndarray, day: int) -> np.ndarray:
+    """Novelty as a score in 0..1 (0.5 at :data:`NOVELTY_LEVEL`), over a memory of
+    :data:`MEMORY_DAYS` days after a warm-up of a day (``day`` is buckets per day)."""
+    n = value_novelty(y, memory=MEMORY_DAYS * day, warmup=max(day, MIN_WARMUP)) / NOVELTY_LEVEL
+    return n / (1.0 + n)
+
+
+def alert_onsets(score: np.ndarray, quiet: int = QUIET) -> np.ndarray:
+    """The score where it exceeds every score of the previous ``quiet`` buckets, else 0: the
+    first bucket of an incident (or a worse turn of it) keeps its score, its repeats do not."""
+    s = np.nan_to_num(score, nan=0.0)
+    before = np.nan_to_num(_rolling(s, quiet, "max"), nan=0.0)
+    return np.where(s > before, s, 0.0)
+
+
+def incident_rows(onset: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Rows of incidents: a run of ``active`` buckets counts from its first ``onset`` onwards
+    (an incident opens on an alert and lasts while the evidence stays)."""
+    t = np.broadcast_to(np.arange(onset.shape[-1]), onset.shape)
+    last_onset = np.maximum.accumulate(np.where(onset & active, t, -1), axis=-1)
+    last_break = np.maximum.accumulate(np.where(active, -1, t), axis=-1)
+    return active & (last_onset > last_break)
