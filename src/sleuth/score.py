@@ -16,9 +16,12 @@ import pandas as pd
 
 from .calendar import holiday_mask
 from .detectors.base import SeriesBatch, get_detector
-from .detectors.novelty import alert_onsets, incident_rows, novelty_score
+from .detectors.novelty import alert_onsets, incident_rows, novelty_score, stricter
 from .errors import InputError
 
+#: evidence (in units of the detector's alarm level) a series of unknown nature needs to alert:
+#: without a count or rate noise model its evidence is less sure than a business metric's
+ALERT_EVIDENCE = 1.25
 #: rows used to infer the spacing of a series (fixed, so a prefix infers the same spacing)
 STEP_ROWS = 50
 
@@ -105,8 +108,9 @@ def score_frame(df: pd.DataFrame, granularity: str | None = None, holidays: list
                         season=season, day=day, holiday=widen)
     scores = get_detector(detector, threshold=threshold).score_batch(batch)
     novel = novelty_score(y, day)
-    alert = alert_onsets(np.fmax(scores.anomaly_score, novel))
-    flags = incident_rows(alert >= 0.5, scores.is_anomaly | (novel >= 0.5))
+    level = stricter(np.fmax(scores.anomaly_score, novel), ALERT_EVIDENCE)
+    alert = alert_onsets(level)
+    flags = incident_rows(alert >= 0.5, (level >= 0.5) & (scores.is_anomaly | (novel >= 0.5)))
     out = df.drop(columns=["_ts", "_value"]).copy()
     score = np.zeros(len(df))
     flag = np.zeros(len(df), dtype=bool)

@@ -4,6 +4,8 @@ Novelty: a value outside everything the series did over the last few weeks is su
 when its own noise model cannot say how unusual it is (a machine temperature at a level never
 seen, a latency past its all-time high). Measured relative to that running range, so it needs no
 knowledge of units or noise; the strength behind contextual detectors such as CAD OSE and HTM.
+Two scales: single buckets (a spike) and the mean of the last :data:`SMOOTH` buckets (a level
+that no stretch of the past reached, though each bucket alone may be within the range).
 
 Shaping: people want one alert per incident, not one per row of it. An alert score is reported
 only where it beats every score of the last ``quiet`` buckets (the onset of an incident, or an
@@ -15,8 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: exceeding the running range by this share of it scores 0.5 (the alarm level)
+#: a bucket exceeding the running range by this share of it scores 0.5 (the alarm level)
 NOVELTY_LEVEL = 0.002
+#: buckets averaged for the second scale, and the share of their range its mean must exceed
+SMOOTH, SMOOTH_LEVEL = 12, 0.05
 #: days of history the running range covers
 MEMORY_DAYS = 28
 #: buckets of history the running range needs before a value can be novel (at least a day)
@@ -44,10 +48,21 @@ def value_novelty(y: np.ndarray, memory: int, warmup: int) -> np.ndarray:
 
 
 def novelty_score(y: np.ndarray, day: int) -> np.ndarray:
-    """Novelty as a score in 0..1 (0.5 at :data:`NOVELTY_LEVEL`), over a memory of
+    """Novelty at either scale as a score in 0..1 (0.5 at its level), over a memory of
     :data:`MEMORY_DAYS` days after a warm-up of a day (``day`` is buckets per day)."""
-    n = value_novelty(y, memory=MEMORY_DAYS * day, warmup=max(day, MIN_WARMUP)) / NOVELTY_LEVEL
+    memory, warmup = MEMORY_DAYS * day, max(day, MIN_WARMUP)
+    smooth = pd.DataFrame(y.T).rolling(SMOOTH, min_periods=1).mean().to_numpy().T
+    n = np.fmax(value_novelty(y, memory, warmup) / NOVELTY_LEVEL,
+                value_novelty(smooth, memory, warmup) / SMOOTH_LEVEL)
     return n / (1.0 + n)
+
+
+def stricter(score: np.ndarray, factor: float) -> np.ndarray:
+    """A 0..1 score of the form ``a^2 / (1 + a^2)`` (0.5 at evidence ``a = 1``) with its alarm
+    level moved to evidence ``factor``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = np.clip(score, 0.0, 1.0) / np.maximum(1.0 - np.clip(score, 0.0, 1.0), 1e-12) / factor**2
+    return odds / (1.0 + odds)
 
 
 def alert_onsets(score: np.ndarray, quiet: int = QUIET) -> np.ndarray:
