@@ -107,7 +107,7 @@ def score_frame(df: pd.DataFrame, granularity: str | None = None, holidays: list
     batch = SeriesBatch(value=y, weight=np.full_like(y, np.nan), kind=np.full(len(order), "real"),
                         season=season, day=day, holiday=widen)
     scores = get_detector(detector, threshold=threshold).score_batch(batch)
-    novel = novelty_score(y, day)
+    novel = novelty_score(y, scores.expected, day)
     level = stricter(np.fmax(scores.anomaly_score, novel), ALERT_EVIDENCE)
     alert = alert_onsets(level)
     flags = incident_rows(alert >= 0.5, (level >= 0.5) & (scores.is_anomaly | (novel >= 0.5)))

@@ -5,7 +5,9 @@ when its own noise model cannot say how unusual it is (a machine temperature at 
 seen, a latency past its all-time high). Measured relative to that running range, so it needs no
 knowledge of units or noise; the strength behind contextual detectors such as CAD OSE and HTM.
 Two scales: single buckets (a spike) and the mean of the last :data:`SMOOTH` buckets (a level
-that no stretch of the past reached, though each bucket alone may be within the range).
+that no stretch of the past reached, though each bucket alone may be within the range). And the
+novelty of a surprise: a deviation from the detector's expected value larger than any deviation
+of the last few weeks (a bursty series alerts on a burst unlike its usual ones).
 
 Shaping: people want one alert per incident, not one per row of it. An alert score is reported
 only where it beats every score of the last ``quiet`` buckets (the onset of an incident, or an
@@ -21,6 +23,8 @@ import pandas as pd
 NOVELTY_LEVEL = 0.002
 #: buckets averaged for the second scale, and the share of their range its mean must exceed
 SMOOTH, SMOOTH_LEVEL = 12, 0.05
+#: a deviation from the expected value exceeding the range of past deviations by this share of it
+RESIDUAL_LEVEL = 0.05
 #: days of history the running range covers
 MEMORY_DAYS = 28
 #: buckets of history the running range needs before a value can be novel (at least a day)
@@ -47,13 +51,15 @@ def value_novelty(y: np.ndarray, memory: int, warmup: int) -> np.ndarray:
     return np.clip(np.nan_to_num(out, nan=0.0), 0.0, None)
 
 
-def novelty_score(y: np.ndarray, day: int) -> np.ndarray:
-    """Novelty at either scale as a score in 0..1 (0.5 at its level), over a memory of
-    :data:`MEMORY_DAYS` days after a warm-up of a day (``day`` is buckets per day)."""
+def novelty_score(y: np.ndarray, expected: np.ndarray, day: int) -> np.ndarray:
+    """The strongest novelty (of the value, its recent mean, or its deviation from ``expected``)
+    as a score in 0..1, 0.5 at its level; over a memory of :data:`MEMORY_DAYS` days after a
+    warm-up of a day (``day`` is buckets per day)."""
     memory, warmup = MEMORY_DAYS * day, max(day, MIN_WARMUP)
     smooth = pd.DataFrame(y.T).rolling(SMOOTH, min_periods=1).mean().to_numpy().T
-    n = np.fmax(value_novelty(y, memory, warmup) / NOVELTY_LEVEL,
-                value_novelty(smooth, memory, warmup) / SMOOTH_LEVEL)
+    n = np.fmax.reduce([value_novelty(y, memory, warmup) / NOVELTY_LEVEL,
+                        value_novelty(smooth, memory, warmup) / SMOOTH_LEVEL,
+                        value_novelty(y - expected, memory, warmup) / RESIDUAL_LEVEL])
     return n / (1.0 + n)
 
 
