@@ -3,9 +3,10 @@
 Scoring is online: a row's score depends only on rows up to it, so the result for a prefix of
 the file equals the head of the result for the whole file.
 
-The series are of unknown nature: the detector's evidence is joined by the novelty of a value
-(outside the recent range), and ``anomaly_score`` is an alert score, high on the first row of an
-incident and silent on its repeats; ``is_anomaly`` marks the incident's rows from that alert on.
+The series are of unknown nature: the detector's evidence is joined by novelty (a value, a recent
+mean or a deviation from the expected value beyond everything of the last weeks), and
+``anomaly_score`` is an alert score, high on the first row of an incident and silent on its
+repeats; ``is_anomaly`` marks the incident's rows from that alert on.
 """
 from __future__ import annotations
 
