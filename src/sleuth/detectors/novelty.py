@@ -29,8 +29,8 @@ RESIDUAL_LEVEL = 0.05
 MEMORY_DAYS = 28
 #: buckets of history the running range needs before a value can be novel (at least a day)
 MIN_WARMUP = 24
-#: buckets after an alert in which only a higher score alerts again
-QUIET = 48
+#: buckets after an alert in which only clearly stronger evidence (by this factor) alerts again
+QUIET, ESCALATION = 48, 1.2
 
 
 def _rolling(a: np.ndarray, window: int, how: str) -> np.ndarray:
@@ -63,20 +63,26 @@ def novelty_score(y: np.ndarray, expected: np.ndarray, day: int) -> np.ndarray:
     return n / (1.0 + n)
 
 
+def _odds(score: np.ndarray) -> np.ndarray:
+    """``a^2`` of a score ``a^2 / (1 + a^2)``: the squared evidence behind it."""
+    s = np.clip(score, 0.0, 1.0)
+    return s / np.maximum(1.0 - s, 1e-12)
+
+
 def stricter(score: np.ndarray, factor: float) -> np.ndarray:
     """A 0..1 score of the form ``a^2 / (1 + a^2)`` (0.5 at evidence ``a = 1``) with its alarm
     level moved to evidence ``factor``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        odds = np.clip(score, 0.0, 1.0) / np.maximum(1.0 - np.clip(score, 0.0, 1.0), 1e-12) / factor**2
+    odds = _odds(score) / factor**2
     return odds / (1.0 + odds)
 
 
-def alert_onsets(score: np.ndarray, quiet: int = QUIET) -> np.ndarray:
-    """The score where it exceeds every score of the previous ``quiet`` buckets, else 0: the
-    first bucket of an incident (or a worse turn of it) keeps its score, its repeats do not."""
+def alert_onsets(score: np.ndarray, quiet: int = QUIET, escalation: float = ESCALATION) -> np.ndarray:
+    """The score where its evidence exceeds ``escalation`` times the strongest evidence of the
+    previous ``quiet`` buckets, else 0: the first bucket of an incident (or a clearly worse turn
+    of it) keeps its score, its repeats do not."""
     s = np.nan_to_num(score, nan=0.0)
     before = np.nan_to_num(_rolling(s, quiet, "max"), nan=0.0)
-    return np.where(s > before, s, 0.0)
+    return np.where(_odds(s) > escalation**2 * _odds(before), s, 0.0)
 
 
 def incident_rows(onset: np.ndarray, active: np.ndarray) -> np.ndarray:
