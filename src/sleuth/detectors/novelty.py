@@ -26,7 +26,7 @@ SMOOTH, SMOOTH_LEVEL = 12, 0.05
 #: a deviation from the expected value exceeding the range of past deviations by this share of it
 RESIDUAL_LEVEL = 0.05
 #: days of history the running range covers
-MEMORY_DAYS = 28
+MEMORY_DAYS = 42
 #: buckets of history the running range needs before a value can be novel (at least a day)
 MIN_WARMUP = 24
 #: buckets after an alert in which only clearly stronger evidence (by this factor) alerts again
