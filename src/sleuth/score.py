@@ -2,6 +2,11 @@
 
 Scoring is online: a row's score depends only on rows up to it, so the result for a prefix of
 the file equals the head of the result for the whole file.
+
+The series are of unknown nature: the detector's evidence is joined by novelty (a value, a recent
+mean or a deviation from the expected value beyond everything of the last weeks), and
+``anomaly_score`` is an alert score, high on the first row of an incident and silent on its
+repeats; ``is_anomaly`` marks the incident's rows from that alert on.
 """
 from __future__ import annotations
 
@@ -12,8 +17,12 @@ import pandas as pd
 
 from .calendar import holiday_mask
 from .detectors.base import SeriesBatch, get_detector
+from .detectors.novelty import alert_onsets, incident_rows, novelty_score, stricter
 from .errors import InputError
 
+#: evidence (in units of the detector's alarm level) a series of unknown nature needs to alert:
+#: without a count or rate noise model its evidence is less sure than a business metric's
+ALERT_EVIDENCE = 1.25
 #: rows used to infer the spacing of a series (fixed, so a prefix infers the same spacing)
 STEP_ROWS = 50
 
@@ -99,13 +108,17 @@ def score_frame(df: pd.DataFrame, granularity: str | None = None, holidays: list
     batch = SeriesBatch(value=y, weight=np.full_like(y, np.nan), kind=np.full(len(order), "real"),
                         season=season, day=day, holiday=widen)
     scores = get_detector(detector, threshold=threshold).score_batch(batch)
+    novel = novelty_score(y, scores.expected, day)
+    level = stricter(np.fmax(scores.anomaly_score, novel), ALERT_EVIDENCE)
+    alert = alert_onsets(level)
+    flags = incident_rows(alert >= 0.5, (level >= 0.5) & (scores.is_anomaly | (novel >= 0.5)))
     out = df.drop(columns=["_ts", "_value"]).copy()
     score = np.zeros(len(df))
     flag = np.zeros(len(df), dtype=bool)
     for r, key in enumerate(order):
         ix = groups[key]
-        score[ix] = scores.anomaly_score[r, : len(ix)]
-        flag[ix] = scores.is_anomaly[r, : len(ix)]
+        score[ix] = alert[r, : len(ix)]
+        flag[ix] = flags[r, : len(ix)]
     out["anomaly_score"] = np.round(score, 6)
     out["is_anomaly"] = flag.astype(int)
     return out

@@ -172,6 +172,8 @@ class RobustSeasonal:
     """Seasonal median baseline with level correction, robust noise scale and CUSUM."""
 
     name = "seasonal"
+    #: how far past its usual extremes (running 98th percentile) a series of unknown nature alerts
+    real_tail_factor = 2.5
 
     def __init__(self, threshold: float = 4.0, weeks: int = 4, min_weeks: int = 2,
                  windows: tuple[int, ...] = (3, 6, 12), tail_factor: float = 1.7,
@@ -385,6 +387,10 @@ class RobustSeasonal:
             recent = np.stack([pd.DataFrame(np.abs(zk).T).rolling(batch.season, min_periods=1).max()
                                .shift(1).to_numpy().T for zk in stack])
             thrs = np.where(real[None, :, None], np.fmax(thrs, self.recent_factor * np.nan_to_num(recent)), thrs)
+            # and further past their usual extremes: their noise model is only a guess, so their
+            # tails are heavier than a count's or a rate's
+            extreme = _online_quantile(np.abs(hist[:, real]), 0.98, start=2.33)
+            thrs[:, real] = np.fmax(thrs[:, real], self.real_tail_factor * extreme)
         if batch.holiday is not None:  # holidays whose effect could not be learned: widen the band
             widen = np.broadcast_to(batch.holiday, thrs.shape[1:]) & ~learned_holiday
             thrs = np.where(widen[None], thrs * self.holiday_widen, thrs)
