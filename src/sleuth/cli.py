@@ -178,6 +178,9 @@ def demo(
         f"[bold]{evaluation['false_alarms']}[/] false alarms ({evaluation['false_alarms'] / weeks_scored:.1f} per week "
         f"over {weeks_scored:.1f} weeks scored); {elapsed:.1f} s in all."
     )
+    alerts = evaluation["alerts"]
+    out.print(f"Linking: the {alerts['detections']} incidents during the injected ones make {alerts['alerts']} "
+              f"alerts ({alerts['saved']:.0%} fewer).")
     out.print(f"Try: sleuth detect {written['events']} --config {cfg_path} --json")
     print_notes(err, result.notes)
 

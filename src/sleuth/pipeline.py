@@ -12,6 +12,7 @@ from .calendar import holiday_names, holiday_reference, local_clock
 from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
+from .explain.links import link_incidents
 from .explain.paths import path_change, transitions_for
 from .explain.segments import explain_incident, peer_changes
 from .incidents import Incident, find_incidents, incidents_frame
@@ -133,6 +134,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
         inc.transitions = paths[key]
         if cfg.holidays:
             inc.holiday = holiday_names(pd.DatetimeIndex([inc.start_time()]), cfg.holidays, cfg.timezone)[0]
+    link_incidents(incidents, pd.Timedelta(cfg.step))
     notes = [*events.notes, *cube.notes, *_history_notes(cube, det)]
     return Detection(incidents=incidents, cube=cube, scores=scores, events=events, config=cfg, notes=notes)
 
