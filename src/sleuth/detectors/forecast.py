@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .base import Scores, SeriesBatch
-from .seasonal import _anscombe, _anscombe_inv, _online_scale, _window_sum
+from .seasonal import _anscombe, _anscombe_inv, _online_quantile, _online_scale, _window_sum
 
 
 def _runs_of_a_day(flag: np.ndarray, day: int) -> np.ndarray:
@@ -62,7 +62,8 @@ class ForecastDetector:
 
     def __init__(self, threshold: float = 4.0, refit: int | None = None, window_weeks: int = 4,
                  min_weeks: int = 2, level: int = 99, windows: tuple[int, ...] = (3, 6, 12),
-                 min_rel_change: float = 0.1, holiday_widen: float = 1.5, n_jobs: int = 1):
+                 min_rel_change: float = 0.1, holiday_widen: float = 1.5, tail_factor: float = 1.7,
+                 exposure: float = 1.0, n_jobs: int = 1):
         self.threshold = threshold
         self.refit = refit
         self.window_weeks = window_weeks
@@ -71,11 +72,14 @@ class ForecastDetector:
         self.windows = tuple(windows)
         self.min_rel_change = min_rel_change
         self.holiday_widen = holiday_widen
+        self.tail_factor = tail_factor
+        self.exposure = exposure  # seasons of out-of-sample errors before alerting
         self.n_jobs = n_jobs
 
     def min_history(self, season: int) -> int:
-        """Buckets of history before the first forecast (then alerts start at once)."""
-        return self.min_weeks * season
+        """Buckets of history before alerts: the first forecast, then ``exposure`` seasons of its
+        errors to learn the noise scale and the usual extremes from."""
+        return int((self.min_weeks + self.exposure) * season)
 
     def model(self, batch: SeriesBatch, length: int):
         """The statsforecast model for a fit on ``length`` buckets."""
@@ -83,7 +87,7 @@ class ForecastDetector:
 
     def min_fit(self, batch: SeriesBatch) -> int:
         """Fewest known buckets a series needs in its window to be fitted."""
-        return self.min_history(batch.season)
+        return self.min_weeks * batch.season
 
     def _window(self, batch: SeriesBatch) -> int:
         """Buckets a fit looks back: ``window_weeks`` weeks, and two years for daily data (yearly
@@ -135,7 +139,7 @@ class ForecastDetector:
         model_sigma = np.full((S, T), np.nan)
         z_level = NormalDist().inv_cdf(0.5 + self.level / 200.0)
         refit = self.refit or batch.season
-        start = -(-self.min_history(batch.season) // refit) * refit  # first origin on the grid
+        start = -(-self.min_weeks * batch.season // refit) * refit  # first origin on the grid
         clean = ty.copy()
         result = None
         for origin in range(start, T, refit):
@@ -162,7 +166,7 @@ class ForecastDetector:
         ratio = (batch.kind == "ratio")[:, None]
         expected = np.where(count, _anscombe_inv(te), te)
         r = ty - te
-        learned = _online_scale(r, window=2 * batch.season, min_count=max(batch.season // 2, 3))
+        learned = _online_scale(r, window=2 * batch.season, min_count=max(int(self.exposure * batch.season), 3))
         sigma = np.fmax(model_sigma, learned)  # fmax: the learned scale is NaN at first
         # floors: Poisson noise is 1 on the Anscombe scale; a rate is at least binomially noisy
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -181,13 +185,19 @@ class ForecastDetector:
         if batch.holiday is not None:
             hol = np.broadcast_to(batch.holiday, (S, T))[:, :end]
             thr = np.where(hol, thr * self.holiday_widen, thr)
-        evidence = np.abs(z) / thr
+        zs = [z]
         for w_len in self.windows:  # sustained shifts: evidence summed over the last few buckets
             with np.errstate(invalid="ignore", divide="ignore"):
-                zw = _window_sum(d, w_len) / np.sqrt(_window_sum(v, w_len))
-            same_way = (np.sign(zw) == np.sign(z)) & (np.abs(z) >= 1.0)
-            evidence = np.fmax(evidence, np.where(same_way, np.abs(zw) / thr, 0.0))
-        band = thr * sigma
+                zs.append(np.where(np.isfinite(z), _window_sum(d, w_len) / np.sqrt(_window_sum(v, w_len)), np.nan))
+        # calibrate each stream on this series' own past: week-ahead forecast errors are
+        # correlated and heavy-tailed, so alert past the usual extremes, not just `threshold`
+        stack = np.stack(zs)
+        thrs = np.fmax(thr[None], self.tail_factor * _online_quantile(np.abs(stack), 0.98, start=2.33))
+        evidence = np.abs(z) / thrs[0]
+        for k in range(1, len(zs)):
+            same_way = (np.sign(stack[k]) == np.sign(z)) & (np.abs(z) >= 1.0)
+            evidence = np.fmax(evidence, np.where(same_way, np.abs(stack[k]) / thrs[k], 0.0))
+        band = thrs[0] * sigma
         lower = np.where(count, _anscombe_inv(te - band), te - band)
         upper = np.where(count, _anscombe_inv(te + band), te + band)
         with np.errstate(invalid="ignore", divide="ignore"):
