@@ -13,10 +13,10 @@ from test_detect import WEEK, batch, seasonal_counts
 
 
 def test_forecast_detectors_are_registered():
-    assert {"mstl", "autoets", "auto"} <= set(available())
+    assert {"mstl", "autoets", "auto", "prophet"} <= set(available())
 
 
-@pytest.mark.parametrize("name", ["mstl", "autoets"])
+@pytest.mark.parametrize("name", ["mstl", "autoets", "prophet"])
 def test_six_hours_at_minus_40_percent_caught_and_nothing_else(name):
     clean = seasonal_counts(weeks=6, level=100, seed=5)[0]
     hurt = clean.copy()

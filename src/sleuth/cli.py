@@ -29,7 +29,7 @@ err = Console(stderr=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="sleuth.yaml (default: derive metrics from the data)")
 DetectorOpt = typer.Option("seasonal", "--detector", "-d",
-                           help="seasonal (default); mstl, autoets, auto need the forecast extra")
+                           help="seasonal (default); mstl, autoets, auto, prophet need the forecast extra")
 
 
 @contextmanager

@@ -224,10 +224,10 @@ def _fit_prophet(v: np.ndarray) -> None:
     """One Prophet fit (daily and weekly seasonality) and a day's forecast per series."""
     import logging
 
-    from prophet import Prophet
-
-    for name in ("prophet", "cmdstanpy"):
+    for name in ("prophet", "prophet.plot", "cmdstanpy"):
         logging.getLogger(name).disabled = True  # cmdstanpy resets its level on each fit
+
+    from prophet import Prophet
     ds = pd.date_range("2026-01-05", periods=v.shape[1], freq="h")
     for row in v:
         m = Prophet(daily_seasonality=True, weekly_seasonality=True, yearly_seasonality=False, interval_width=0.99)
@@ -255,6 +255,9 @@ def forecast_speed(seasonal: dict, n: int = 20, weeks: int = 8) -> dict:
     try:
         import prophet  # noqa: F401
         runs["Prophet 1.x, one fit"] = _per_series(lambda: _fit_prophet(v), n)
+        batch = SeriesBatch(value=v, weight=np.full_like(v, np.nan), kind=np.full(n, "count"), season=168, day=24)
+        det = get_detector("prophet")
+        runs["detector 'prophet' (weekly refits, scores every hour)"] = _per_series(lambda: det.score_batch(batch), n)
     except ImportError:
         runs["Prophet"] = {"missing": "not installed (pip install 'sleuth[forecast]')"}
     for r in runs.values():

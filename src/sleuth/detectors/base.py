@@ -51,6 +51,7 @@ _REGISTRY: dict[str, str] = {
     "mstl": "sleuth.detectors.forecast:MSTLDetector",       # needs sleuth[forecast]
     "autoets": "sleuth.detectors.forecast:AutoETSDetector",  # needs sleuth[forecast]
     "auto": "sleuth.detectors.auto:AutoDetector",            # seasonal or mstl per series; sleuth[forecast]
+    "prophet": "sleuth.detectors.forecast:ProphetDetector",  # needs sleuth[forecast]; slow
 }
 
 

@@ -1,4 +1,5 @@
-"""Forecasting-model detectors on statsforecast: MSTL ("mstl") and AutoETS ("autoets").
+"""Forecasting-model detectors: statsforecast MSTL ("mstl") and AutoETS ("autoets"), and Prophet
+("prophet", one fit per series: slow, for comparison).
 
 Causal by a rolling origin: the buckets are cut into blocks of ``refit`` buckets on a grid fixed
 from the first bucket; the model for a block is fitted on the buckets before it only (the last
@@ -252,3 +253,40 @@ class AutoETSDetector(ForecastDetector):
         if 2 * period > length:
             return AutoETS(season_length=1, model=self.ets_model[:2] + "N")
         return AutoETS(season_length=period, model=self.ets_model)
+
+
+class ProphetDetector(ForecastDetector):
+    """Prophet (daily and weekly seasonality; yearly for daily data with two years of history),
+    one fit per series and block. Its own intervals are drawn at random, so the band comes from
+    the fit's in-sample residuals instead (deterministic, like the other detectors)."""
+
+    name = "prophet"
+
+    def _forecast(self, batch: SeriesBatch, hist: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
+        import logging
+
+        for name in ("prophet", "prophet.plot", "cmdstanpy"):
+            logging.getLogger(name).disabled = True  # a line per fit, and one about plotly at import
+
+        from prophet import Prophet
+        step = pd.Timedelta(days=7) / batch.season
+        z_level = NormalDist().inv_cdf(0.5 + self.level / 200.0)
+        S = hist.shape[0]
+        mean, half = np.full((S, h), np.nan), np.full((S, h), np.nan)
+        for i in range(S):
+            known = np.flatnonzero(np.isfinite(hist[i]))
+            if len(known) < self.min_fit(batch):
+                continue
+            y = _fill(hist[i, known[0]:])
+            if np.ptp(y) == 0:
+                mean[i], half[i] = y[0], 0.0
+                continue
+            ds = pd.Timestamp("2000-01-03") + step * np.arange(len(y) + h)  # a Monday: weekdays line up
+            m = Prophet(daily_seasonality=batch.day > 1, weekly_seasonality=True,
+                        yearly_seasonality=batch.day == 1 and len(y) >= 2 * 365, uncertainty_samples=0)
+            m.fit(pd.DataFrame({"ds": ds[: len(y)], "y": y}))
+            fit = m.predict(pd.DataFrame({"ds": ds}))["yhat"].to_numpy()
+            resid = y - fit[: len(y)]
+            mean[i] = fit[len(y):]
+            half[i] = z_level * np.sqrt(np.mean(resid**2))
+        return mean, half
