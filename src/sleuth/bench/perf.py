@@ -222,11 +222,6 @@ def _fit_mstl(v: np.ndarray, fast: bool) -> None:
 
 def _fit_prophet(v: np.ndarray) -> None:
     """One Prophet fit (daily and weekly seasonality) and a day's forecast per series."""
-    import logging
-
-    for name in ("prophet", "prophet.plot", "cmdstanpy"):
-        logging.getLogger(name).disabled = True  # cmdstanpy resets its level on each fit
-
     from prophet import Prophet
     ds = pd.date_range("2026-01-05", periods=v.shape[1], freq="h")
     for row in v:
@@ -253,6 +248,9 @@ def forecast_speed(seasonal: dict, n: int = 20, weeks: int = 8) -> dict:
     except ImportError:
         runs["statsforecast"] = {"missing": "not installed (pip install 'sleuth[forecast]')"}
     try:
+        from ..detectors.forecast import quiet_prophet
+
+        quiet_prophet()
         import prophet  # noqa: F401
         runs["Prophet 1.x, one fit"] = _per_series(lambda: _fit_prophet(v), n)
         batch = SeriesBatch(value=v, weight=np.full_like(v, np.nan), kind=np.full(n, "count"), season=168, day=24)

@@ -23,6 +23,7 @@ incident does not bend the model, unless their run has lasted a day or more (the
 """
 from __future__ import annotations
 
+import logging
 import os
 from statistics import NormalDist
 
@@ -255,6 +256,12 @@ class AutoETSDetector(ForecastDetector):
         return AutoETS(season_length=period, model=self.ets_model)
 
 
+def quiet_prophet() -> None:
+    """Silence Prophet's logging (a line about plotly at import, two per fit); call before import."""
+    for name in ("prophet", "prophet.plot", "cmdstanpy"):
+        logging.getLogger(name).disabled = True  # disabled, because cmdstanpy resets its level
+
+
 class ProphetDetector(ForecastDetector):
     """Prophet (daily and weekly seasonality; yearly for daily data with two years of history),
     one fit per series and block. Its own intervals are drawn at random, so the band comes from
@@ -263,11 +270,7 @@ class ProphetDetector(ForecastDetector):
     name = "prophet"
 
     def _forecast(self, batch: SeriesBatch, hist: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
-        import logging
-
-        for name in ("prophet", "prophet.plot", "cmdstanpy"):
-            logging.getLogger(name).disabled = True  # a line per fit, and one about plotly at import
-
+        quiet_prophet()
         from prophet import Prophet
         step = pd.Timedelta(days=7) / batch.season
         z_level = NormalDist().inv_cdf(0.5 + self.level / 200.0)
