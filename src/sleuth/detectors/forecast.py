@@ -16,8 +16,11 @@ normal quantile of ``level``) and a robust scale of this series' own past out-of
 proportion over their denominator; counts at least as noisy as Poisson.
 
 Evidence and decision as in the default detector: single-bucket z plus z of sums over the last
-3, 6 and 12 buckets (sustained shifts); ``anomaly_score = a^2 / (1 + a^2)`` with ``a = evidence /
-threshold``; an anomaly needs ``a >= 1`` and a relative change of at least ``min_rel_change``.
+3, 6 and 12 buckets (sustained shifts), each against its own per-series threshold (``threshold``,
+or ``tail_factor`` times the running 98th percentile of its past values when higher: week-ahead
+errors are correlated and heavy-tailed); ``anomaly_score = a^2 / (1 + a^2)`` with ``a = evidence
+/ threshold``; an anomaly needs ``a >= 1`` and a relative change of at least ``min_rel_change``.
+Alerts start after ``min_weeks`` weeks of history plus ``exposure`` weeks of forecast errors.
 Buckets flagged in earlier blocks are replaced by their forecast before the next fit, so an old
 incident does not bend the model, unless their run has lasted a day or more (the new normal).
 """
@@ -57,7 +60,8 @@ def _fill(window: np.ndarray) -> np.ndarray:
 
 
 class ForecastDetector:
-    """Rolling-origin detector around one statsforecast model (see the module docstring)."""
+    """Rolling-origin detector around one forecasting model (see the module docstring); subclasses
+    give the statsforecast model, or their own ``_forecast``."""
 
     name = "forecast"
     alias = "model"  # the model's column name in statsforecast's output
