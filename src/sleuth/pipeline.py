@@ -100,6 +100,16 @@ def _history_notes(cube: Cube, detector) -> list[str]:
     return [f"only {have} {unit} of history: a metric needs {need} {unit} before sleuth alerts on it"]
 
 
+def _choice_notes(detector) -> list[str]:
+    """What a detector that chooses a model per series chose (the "auto" detector's ``chosen``)."""
+    chosen = getattr(detector, "chosen", None)
+    if chosen is None or not len(chosen):
+        return []
+    names, counts = np.unique(chosen.astype(str), return_counts=True)
+    return [f"detector {detector.name}: " + ", ".join(f"{n} for {c} of {len(chosen)} series" for n, c in zip(names, counts))
+            + " (latest week, chosen by backtest)"]
+
+
 def detect(source: Any, config: Config | dict | str | Path | None = None, *, since: Any = None,
            until: Any = None, detector: str = "seasonal", progress: Progress | None = None) -> Detection:
     """Detect and explain incidents in ``source`` (a path, an ibis URL ``...#table``, a frame or a table).
@@ -135,7 +145,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
         if cfg.holidays:
             inc.holiday = holiday_names(pd.DatetimeIndex([inc.start_time()]), cfg.holidays, cfg.timezone)[0]
     link_incidents(incidents, pd.Timedelta(cfg.step))
-    notes = [*events.notes, *cube.notes, *_history_notes(cube, det)]
+    notes = [*events.notes, *cube.notes, *_history_notes(cube, det), *_choice_notes(det)]
     return Detection(incidents=incidents, cube=cube, scores=scores, events=events, config=cfg, notes=notes)
 
 
