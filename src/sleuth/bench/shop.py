@@ -452,14 +452,15 @@ def evaluate(detected: list[dict], truth: list[InjectedIncident], slack_hours: i
 
 def _groups(detections: list[dict]) -> int:
     """How many alerts ``detections`` make once linked ones are sent together."""
-    by_id = {d["id"]: d for d in detections}
+    keys = [d.get("id", f"#{k}") for k, d in enumerate(detections)]  # detections without ids stand alone
+    by_id = dict(zip(keys, detections))
     groups = 0
     seen: set[str] = set()
-    for d in detections:
-        if d["id"] in seen:
+    for key in keys:
+        if key in seen:
             continue
         groups += 1
-        todo = [d["id"]]
+        todo = [key]
         while todo:
             k = todo.pop()
             if k not in seen:
