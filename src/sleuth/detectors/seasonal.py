@@ -166,11 +166,11 @@ def _reach(exclude: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 def _trailing_sum(a: np.ndarray, w: int) -> np.ndarray:
     """Sum of the previous ``w`` buckets, excluding the current one (NaN counts as 0)."""
-    c = np.cumsum(np.nan_to_num(a), axis=1)
-    c = np.concatenate([np.zeros((a.shape[0], 1)), c], axis=1)
-    t = np.arange(a.shape[1])
-    lo = np.maximum(t - w, 0)
-    return c[:, t] - c[:, lo]
+    c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(np.nan_to_num(a), axis=1)], axis=1)
+    out = c[:, :-1].copy()
+    if w < a.shape[1]:
+        out[:, w:] -= c[:, :a.shape[1] - w]
+    return out
 
 
 class RobustSeasonal:
@@ -223,16 +223,17 @@ class RobustSeasonal:
         horizon = max(batch.season, 2 * batch.day)
         ew = lambda e: pd.DataFrame(e.T).ewm(  # noqa: E731
             span=horizon, min_periods=max(batch.day // 2, 12), ignore_na=True).mean().shift(1).to_numpy().T
-        # the two are compared on the buckets where both forecast
-        score_s, score_l = ew(np.where(both, err_s, np.nan)), ew(np.where(both, err_l, np.nan))
-        use_seasonal = ready & ~(score_l < self.level_margin * score_s)
+        # the two are compared on the buckets where both forecast: the level wins where
+        # EW(err_l) < margin * EW(err_s), that is EW(err_l - margin * err_s) < 0 (one average)
+        lead = ew(np.where(both, err_l - self.level_margin * err_s, np.nan))
+        use_seasonal = ready & ~(lead < 0)
+        known = np.isfinite(lead)  # the level has a track record
         # series of unknown nature may start on the level alone; business series have a daily
         # rhythm a recent median cannot follow, so they wait for the seasonal comparison
-        real = (batch.kind == "real")[:, None]
-        if real.any():
-            rows = np.flatnonzero(real[:, 0])
-            score_l[rows] = np.where(np.isfinite(score_l[rows]), score_l[rows], ew(err_l[rows]))
-        local_ok = np.isfinite(local) & np.isfinite(score_l)
+        real = np.flatnonzero(batch.kind == "real")
+        if len(real):
+            known[real] |= np.isfinite(ew(err_l[real]))
+        local_ok = np.isfinite(local) & known
         expected = np.where(use_seasonal, seasonal, np.where(local_ok, local, np.nan))
         return expected, use_seasonal | local_ok
 
@@ -346,26 +347,35 @@ class RobustSeasonal:
         #   counts and sums: Anscombe square root (Poisson-like: variance grows with the level)
         #   ratios: binomial-like, variance shrinks with the denominator
         #   real values (any sign): as they are
-        ratio = (batch.kind == "ratio")[:, None]
-        count = (batch.kind == "count")[:, None]
+        # (each transform only on the rows of its kind: most batches are mostly counts)
+        rows_r, rows_c = np.flatnonzero(batch.kind == "ratio"), np.flatnonzero(batch.kind == "count")
+        unit = np.ones_like(y)
         with np.errstate(invalid="ignore", divide="ignore"):
-            unit = np.where(ratio, 1.0 / np.sqrt(np.where(batch.weight > 0, batch.weight, np.nan)), 1.0)
-        ty, te = np.where(count, _anscombe(y), y), np.where(count, _anscombe(expected), expected)
+            w = batch.weight[rows_r]
+            unit[rows_r] = 1.0 / np.sqrt(np.where(w > 0, w, np.nan))
+        ty, te = y.copy(), expected.copy()
+        ty[rows_c], te[rows_c] = _anscombe(y[rows_c]), _anscombe(expected[rows_c])
         r = (ty - te) / unit
         if exclude is not None:  # the scale is learned from normal buckets only
             r = np.where(exclude, np.nan, r)
         # robust scale, learned online from past residuals (score first, then learn)
         scale = _online_scale(r, window=2 * batch.season, min_count=max(batch.season // 2, 3))
         # a rate in [0, 1] is at least as noisy as a binomial proportion
-        p = np.clip(np.nan_to_num(expected), 0.01, 0.99)
-        binomial = np.where(ratio & (expected >= 0) & (expected <= 1), 0.5 * np.sqrt(p * (1 - p)), 0.0)
-        floor = np.fmax(binomial, np.where(count, 0.5, 1e-9))
+        floor = np.full_like(y, 1e-9)
+        floor[rows_c] = 0.5
+        e_r = expected[rows_r]
+        p = np.clip(np.nan_to_num(e_r), 0.01, 0.99)
+        floor[rows_r] = np.where((e_r >= 0) & (e_r <= 1), 0.5 * np.sqrt(p * (1 - p)), 1e-9)
         scale = np.where(np.isfinite(scale), np.fmax(scale, floor), np.nan)  # NaN until learned
         learned = np.isfinite(scale)
         sigma = scale * unit
         z = np.where(ready, (ty - te) / sigma, np.nan)
         # alert only once the calibration below has a week of this series' own scores
-        since_ready = np.cumsum(np.cumsum(ready & learned, axis=1) > 0, axis=1)  # buckets since first ready
+        usable = ready & learned
+        first = np.zeros(len(usable), int)
+        if usable.size:
+            first = np.where(usable.any(axis=1), usable.argmax(axis=1), usable.shape[1])
+        since_ready = np.arange(usable.shape[1])[None, :] - first[:, None] + 1  # buckets since first ready
         # business series wait a full season of scores; series of unknown nature half of one
         exposure = np.where(batch.kind == "real", batch.season // 2, batch.season)[:, None]
         ready = ready & learned & (since_ready > exposure)
@@ -403,11 +413,14 @@ class RobustSeasonal:
             thrs = np.where(widen[None], thrs * self.holiday_widen, thrs)
         thr = thrs[0]
         evidence = np.abs(z) / thr
+        sign, leaning = np.sign(z), np.abs(z) >= 1.0
         for k in range(1, len(zs)):
-            same_way = (np.sign(stack[k]) == np.sign(z)) & (np.abs(z) >= 1.0)
+            same_way = (np.sign(stack[k]) == sign) & leaning
             evidence = np.fmax(evidence, np.where(same_way, np.abs(stack[k]) / thrs[k], 0.0))
-        lower = np.where(count, _anscombe_inv(te - thr * sigma), expected - thr * sigma)
-        upper = np.where(count, _anscombe_inv(te + thr * sigma), expected + thr * sigma)
+        lower, upper = expected - thr * sigma, expected + thr * sigma
+        half = thr[rows_c] * sigma[rows_c]
+        lower[rows_c] = _anscombe_inv(te[rows_c] - half)
+        upper[rows_c] = _anscombe_inv(te[rows_c] + half)
         rel = np.abs(y - expected) / np.maximum(np.abs(expected), 1e-9)
         a = np.where(np.isfinite(evidence) & ready & np.isfinite(sigma), evidence, 0.0)
         anomaly_score = a**2 / (1.0 + a**2)
