@@ -100,22 +100,27 @@ class ForecastDetector:
         seasonality)."""
         return max(self.window_weeks * batch.season, 2 * 365 + 7 if batch.day == 1 else 0)
 
+    def _fittable(self, batch: SeriesBatch, hist: np.ndarray, mean: np.ndarray, half: np.ndarray):
+        """``(row, values)`` of the series worth a fit: enough known buckets (gaps filled, leading
+        ones dropped) and not constant; a constant's forecast is itself with no band."""
+        for i in range(hist.shape[0]):
+            known = np.flatnonzero(np.isfinite(hist[i]))
+            if len(known) < self.min_fit(batch):
+                continue
+            y = _fill(hist[i, known[0]:])
+            if np.ptp(y) == 0:  # nothing to fit, no noise seen
+                mean[i], half[i] = y[0], 0.0
+                continue
+            yield i, y
+
     def _forecast(self, batch: SeriesBatch, hist: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
         """Forecast and interval half-width ``[S, h]`` for every series from ``hist`` (its last
         buckets before the block, on the fitting scale); NaN for series with too little data."""
         from statsforecast import StatsForecast
 
-        S = hist.shape[0]
-        mean, half = np.full((S, h), np.nan), np.full((S, h), np.nan)
+        mean, half = np.full((hist.shape[0], h), np.nan), np.full((hist.shape[0], h), np.nan)
         groups: dict[int, list[tuple[int, np.ndarray]]] = {}  # by length after leading gaps
-        for i in range(S):
-            known = np.flatnonzero(np.isfinite(hist[i]))
-            if len(known) < self.min_fit(batch):
-                continue
-            y = _fill(hist[i, known[0]:])
-            if np.ptp(y) == 0:  # a constant: nothing to fit, no noise seen
-                mean[i], half[i] = y[0], 0.0
-                continue
+        for i, y in self._fittable(batch, hist, mean, half):
             groups.setdefault(len(y), []).append((i, y))
         for length, members in groups.items():  # one batched call per model shape
             rows = [i for i, _ in members]
@@ -278,16 +283,8 @@ class ProphetDetector(ForecastDetector):
         from prophet import Prophet
         step = pd.Timedelta(days=7) / batch.season
         z_level = NormalDist().inv_cdf(0.5 + self.level / 200.0)
-        S = hist.shape[0]
-        mean, half = np.full((S, h), np.nan), np.full((S, h), np.nan)
-        for i in range(S):
-            known = np.flatnonzero(np.isfinite(hist[i]))
-            if len(known) < self.min_fit(batch):
-                continue
-            y = _fill(hist[i, known[0]:])
-            if np.ptp(y) == 0:
-                mean[i], half[i] = y[0], 0.0
-                continue
+        mean, half = np.full((hist.shape[0], h), np.nan), np.full((hist.shape[0], h), np.nan)
+        for i, y in self._fittable(batch, hist, mean, half):
             ds = pd.Timestamp("2000-01-03") + step * np.arange(len(y) + h)  # a Monday: weekdays line up
             m = Prophet(daily_seasonality=batch.day > 1, weekly_seasonality=True,
                         yearly_seasonality=batch.day == 1 and len(y) >= 2 * 365, uncertainty_samples=0)
