@@ -415,3 +415,17 @@ def test_linked_incidents_are_grouped_and_urls_redacted():
     assert "pw" not in redact_db_url("postgresql://u:pw@db.example/x")
     assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_a_message_names_the_shape_and_the_broken_step():
+    from sleuth.alerts.notify import describe
+
+    data = {"metric": "orders", "segment": {}, "direction": "down", "change": -0.94, "actual": 16,
+            "expected": 248, "lower": 200, "upper": 300, "severity": "high", "score": 9.1,
+            "shape": "sustained", "root_causes": [],
+            "transitions": [{"from": "begin_checkout", "to": "purchase", "baseline": 0.59, "during": 0.03}]}
+    t = pd.Timestamp("2026-04-08 14:00")
+    text = "\n".join(describe({"data": data, "property": "web", "key": "k", "revision": 1,
+                               "start_at": t, "end_at": t + pd.Timedelta(hours=5), "state": "open"}))
+    assert "went down: -94% (sustained)" in text
+    assert "event paths changed: begin_checkout -> purchase 59% -> 3%" in text

@@ -133,7 +133,8 @@ def describe(inc: dict) -> list[str]:
     """The lines a person needs to act on one incident."""
     d = inc["data"]
     change = f"{d['change']:+.0%}" if d.get("change") is not None else "n/a"
-    lines = [f"{d['metric']} ({inc['property']}, {_segment(d['segment'])}) went {d['direction']}: {change}",
+    shape = f" ({d['shape']})" if d.get("shape") else ""
+    lines = [f"{d['metric']} ({inc['property']}, {_segment(d['segment'])}) went {d['direction']}: {change}{shape}",
              f"  when: {_when(inc)}",
              f"  actual {_num(d.get('actual'))} vs expected {_num(d.get('expected'))} "
              f"(normal band {_num(d.get('lower'))} to {_num(d.get('upper'))}); severity {d['severity']}, "
@@ -141,6 +142,9 @@ def describe(inc: dict) -> list[str]:
     causes = [f"{_segment(rc['segment'])} (explains {rc.get('explains', 0):.0%})" for rc in d.get("root_causes", [])[:3]]
     if causes:
         lines.append("  top root causes: " + "; ".join(causes))
+    steps = [f"{t['from']} -> {t['to']} {t['baseline']:.0%} -> {t['during']:.0%}" for t in d.get("transitions", [])[:2]]
+    if steps:
+        lines.append("  event paths changed: " + "; ".join(steps))
     moved = [f"{p} {c:+.0%}" for p, c in (d.get("peers") or {}).items() if c is not None]
     if moved:
         lines.append("  other properties, same hours: " + ", ".join(moved))
