@@ -324,6 +324,8 @@ def browser():
             ctx.close()
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_browser_opens_every_page_renders_charts_and_acknowledges(server, browser):
     page = browser
     page.goto(server["url"])

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from sleuth.alerts import open_store
-from sleuth.alerts.store import LABELS
+from sleuth.alerts.store import LABELS, SEVERITY_RANK, STATES
 from sleuth.dashboard import data as d
 from sleuth.dashboard.source import Settings
 from sleuth.pipeline import detect
@@ -50,9 +50,9 @@ def overview(det, rows: list[dict]) -> None:
     with c2:
         metric = pick("metric", sorted(frame.metric.unique()), "ov_metric")
     with c3:
-        severity = pick("severity", ["high", "medium", "low"], "ov_severity")
+        severity = pick("severity", sorted(SEVERITY_RANK, key=SEVERITY_RANK.get, reverse=True), "ov_severity")
     with c4:
-        state = pick("state", ["open", "acknowledged", "resolved", "auto_closed"], "ov_state")
+        state = pick("state", list(STATES), "ov_state")
     shown = frame[(frame.property == prop) if prop else frame.property.notna()]
     shown = shown[(shown.metric == metric) if metric else shown.metric.notna()]
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
@@ -157,7 +157,7 @@ def alerts_page(url: str) -> None:
             rows = db.incidents()
     finally:
         db.close()
-    state = pick("state", ["open", "acknowledged", "resolved", "auto_closed"], "a_state")
+    state = pick("state", list(STATES), "a_state")
     st.dataframe(d.store_frame(rows, state=state), hide_index=True, width="stretch")
 
 
