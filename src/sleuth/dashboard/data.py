@@ -28,19 +28,6 @@ def metric_label(name: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def is_ratio(det: Detection, metric: str) -> bool:
-    spec = det.cube.metrics.get(metric)
-    return bool(spec is not None and spec.is_ratio)
-
-
-def fmt_value(x: float | None, ratio: bool) -> str:
-    if x is None or not np.isfinite(x):
-        return "-"
-    if ratio and abs(x) < 1:
-        return f"{x:.2%}"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
-
-
 # ---------------------------------------------------------------------------------- overview
 
 def overview_frame(det: Detection, store_rows: list[dict] | None = None) -> pd.DataFrame:

@@ -24,11 +24,15 @@ table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid 
 """
 
 
+def _percent(signed: bool) -> Callable[[Any], str]:
+    return lambda x: "-" if x is None or pd.isna(x) else f"{x:+.0%}" if signed else f"{x:.0%}"
+
+
 def _table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
+    """A frame as an HTML table; ``percent`` columns as percentages (``change`` with its sign)."""
     if frame.empty:
         return "<p>none</p>"
-    fmt = {c: (lambda x: "-" if x is None or pd.isna(x) else f"{x:+.0%}" if c in ("change",) else f"{x:.0%}")
-           for c in percent}
+    fmt = {c: _percent(c == "change") for c in percent}
     return frame.to_html(index=False, border=0, formatters=fmt, na_rep="-", float_format=lambda x: f"{x:,.4g}")
 
 

@@ -56,13 +56,13 @@ def prepare(source: str | None, config: str | Path | None, store: str | None,
             demo_dir: Path = DEMO_DIR, **demo_kwargs) -> Settings:
     """Resolve source, config and store URL. Without a source: the demo shop, with its own store
     filled by one alert run when empty, so the inbox has something to act on out of the box."""
-    from ..alerts import open_store, run_once
+    from ..alerts import DEFAULT_STORE, open_store, run_once
     from ..alerts.run import store_url
     from ..config import load_config
 
     if source:
         cfg = str(config) if config else None
-        return Settings(str(source), cfg, store_url(load_config(cfg), store) or _default_store())
+        return Settings(str(source), cfg, store_url(load_config(cfg), store) or DEFAULT_STORE)
     events, cfg_path = ensure_demo(Path(demo_dir), **demo_kwargs)
     url = store or f"sqlite:///{Path(demo_dir).resolve() / 'sleuth.db'}"
     db = open_store(url)
@@ -72,12 +72,6 @@ def prepare(source: str | None, config: str | Path | None, store: str | None,
     finally:
         db.close()
     return Settings(str(events), str(cfg_path), url)
-
-
-def _default_store() -> str:
-    from ..alerts import DEFAULT_STORE
-
-    return DEFAULT_STORE
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
