@@ -345,3 +345,12 @@ def test_browser_opens_every_page_renders_charts_and_acknowledges(server, browse
     after = _rows(server["store"])
     changed = [k for k in after if after[k]["state"] != before[k]["state"]]
     assert len(changed) == 1 and after[changed[0]]["state"] == "acknowledged"
+
+
+def test_page_benchmark_renders_every_page_on_generated_data(tmp_path):
+    from sleuth.bench.dashboard import PAGES, page_speed
+
+    result = page_speed(metrics=3, weeks=5, directory=tmp_path)
+    assert result["events"] == len(pd.read_parquet(tmp_path / "year.parquet"))
+    assert set(result["page_s"]) == set(PAGES) and all(s > 0 for s in result["page_s"].values())
+    assert result["first_load_s"] > 0 and ENV["source"] not in os.environ  # the environment is restored
