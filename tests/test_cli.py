@@ -59,6 +59,8 @@ def test_demo_pipeline_end_to_end_finds_injected_incidents(demo_run):
     by_kind = {p["kind"]: p for p in ev["per_incident"]}
     assert by_kind["tracking_outage"]["found"] and by_kind["bot_flood"]["root_cause_ok"]
     assert ev["false_alarms"] <= 12
+    # linked incidents go out as one alert: at least 40 % fewer alerts than incidents
+    assert ev["alerts"]["saved"] >= 0.4, ev["alerts"]
 
 
 def test_demo_human_output_shows_the_table_and_the_truth(tmp_path):

@@ -303,6 +303,13 @@ def test_evaluate_counts_hits_and_false_alarms():
                                          "metrics_found": [], "first_detection": None,
                                          "delay_hours": None, "root_cause_ok": None}
 
+    # alerts people receive: linked detections of one incident go out together
+    assert evaluate(detected, make_truth())["alerts"] == {"detections": 5, "alerts": 5, "saved": 0.0}
+    ids = [dict(d, id=f"d{k}", linked=[]) for k, d in enumerate(detected)]
+    for k, others in {0: ["d1", "d4"], 1: ["d0", "d4"], 4: ["d0", "d1"]}.items():
+        ids[k]["linked"] = others
+    assert evaluate(ids, make_truth())["alerts"] == {"detections": 5, "alerts": 3, "saved": 0.4}
+
 
 def test_evaluate_empty_and_direction():
     truth = make_truth()

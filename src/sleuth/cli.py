@@ -28,6 +28,8 @@ if not out.is_terminal:  # piped or in CI: tables at a readable width instead of
 err = Console(stderr=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="sleuth.yaml (default: derive metrics from the data)")
+DetectorOpt = typer.Option("seasonal", "--detector", "-d",
+                           help="seasonal (default); mstl, autoets, auto, prophet need the forecast extra")
 
 
 @contextmanager
@@ -57,13 +59,14 @@ def detect(
     since: Optional[str] = typer.Option(None, help="report incidents starting at or after this time (ISO 8601)"),
     until: Optional[str] = typer.Option(None, help="read only events before this time (replay history as if live)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per incident per line (Contract 3)"),
+    detector: str = DetectorOpt,
 ) -> None:
     """Detect anomalies in every metric and explain them."""
     from .pipeline import detect as run_detect
     from .report import incidents_table, print_notes
 
     with stages(not as_json) as say:
-        result = run_detect(source, config, since=since, until=until, progress=say)
+        result = run_detect(source, config, since=since, until=until, detector=detector, progress=say)
     if as_json:
         for inc in result.incidents:
             sys.stdout.write(inc.to_json() + "\n")
@@ -108,6 +111,7 @@ def score(
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="write here instead of stdout"),
     granularity: Optional[str] = typer.Option(None, help="spacing such as 5min, 1h, 1d (default: inferred)"),
     holidays: Optional[str] = typer.Option(None, help="country codes, comma separated (e.g. US,DE): bands widen on holidays"),
+    detector: str = DetectorOpt,
 ) -> None:
     """Score a series file online: adds anomaly_score (0..1) and is_anomaly (Contract 4)."""
     from .config import Config
@@ -122,8 +126,11 @@ def score(
             pd.Timedelta(granularity.replace("1d", "1D"))
         except ValueError:
             raise SleuthError(f"--granularity: cannot read {granularity!r}; use 5min, 1h or 1d") from None
+    from .detectors.base import get_detector
+
+    get_detector(detector)  # an unknown name or a missing extra fails before the file is read
     df = read_series(series)
-    result = score_frame(df, granularity=granularity, holidays=codes)
+    result = score_frame(df, granularity=granularity, holidays=codes, detector=detector)
     if out_path:
         result.to_csv(out_path, index=False)
         err.print(f"wrote {len(result):,} rows to {out_path} ({int(result.is_anomaly.sum())} anomalous)")
@@ -138,6 +145,7 @@ def demo(
     sessions_per_hour: float = typer.Option(1000.0, min=10, help="average sessions per hour"),
     seed: int = typer.Option(7, help="random seed"),
     as_json: bool = typer.Option(False, "--json", help="print incidents as JSON lines and the evaluation as a last line"),
+    detector: str = DetectorOpt,
 ) -> None:
     """Generate a demo shop with injected incidents, detect and explain them, compare with the truth."""
     from .bench.shop import evaluate, write_shop
@@ -151,7 +159,7 @@ def demo(
         written = write_shop(out_dir, fmt="parquet", weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed)
         cfg_path = out_dir / "sleuth.yaml"
         cfg_path.write_text(DEMO_CONFIG, encoding="utf-8")
-        result = run_detect(written["events"], cfg_path, progress=say)
+        result = run_detect(written["events"], cfg_path, detector=detector, progress=say)
     from .bench.shop import InjectedIncident
 
     truth = [InjectedIncident.from_dict(d) for d in json.loads(Path(written["truth"]).read_text())]
@@ -170,7 +178,7 @@ def demo(
     out.print(truth_table(evaluation, truth))
     from .detectors.base import get_detector
 
-    history = get_detector("seasonal").min_history(result.config.season)
+    history = get_detector(detector).min_history(result.config.season)
     weeks_scored = max((len(result.cube.buckets) - history) / result.config.season, 1e-9)
     out.print(
         f"[bold]{evaluation['found']}/{evaluation['total']}[/] injected incidents found; "
@@ -178,6 +186,9 @@ def demo(
         f"[bold]{evaluation['false_alarms']}[/] false alarms ({evaluation['false_alarms'] / weeks_scored:.1f} per week "
         f"over {weeks_scored:.1f} weeks scored); {elapsed:.1f} s in all."
     )
+    alerts = evaluation["alerts"]
+    out.print(f"Linking: the {alerts['detections']} incidents during the injected ones make {alerts['alerts']} "
+              f"alerts ({alerts['saved']:.0%} fewer).")
     out.print(f"Try: sleuth detect {written['events']} --config {cfg_path} --json")
     print_notes(err, result.notes)
 

@@ -12,6 +12,7 @@ from .calendar import holiday_names, holiday_reference, local_clock
 from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
+from .explain.links import link_incidents
 from .explain.paths import path_change, transitions_for
 from .explain.segments import explain_incident, peer_changes
 from .incidents import Incident, find_incidents, incidents_frame
@@ -99,6 +100,16 @@ def _history_notes(cube: Cube, detector) -> list[str]:
     return [f"only {have} {unit} of history: a metric needs {need} {unit} before sleuth alerts on it"]
 
 
+def _choice_notes(detector) -> list[str]:
+    """What a detector that chooses a model per series chose (the "auto" detector's ``chosen``)."""
+    chosen = getattr(detector, "chosen", None)
+    if chosen is None or not len(chosen):
+        return []
+    names, counts = np.unique(chosen.astype(str), return_counts=True)
+    return [f"detector {detector.name}: " + ", ".join(f"{n} for {c} of {len(chosen)} series" for n, c in zip(names, counts))
+            + " (latest week, chosen by backtest)"]
+
+
 def detect(source: Any, config: Config | dict | str | Path | None = None, *, since: Any = None,
            until: Any = None, detector: str = "seasonal", progress: Progress | None = None) -> Detection:
     """Detect and explain incidents in ``source`` (a path, an ibis URL ``...#table``, a frame or a table).
@@ -133,7 +144,8 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
         inc.transitions = paths[key]
         if cfg.holidays:
             inc.holiday = holiday_names(pd.DatetimeIndex([inc.start_time()]), cfg.holidays, cfg.timezone)[0]
-    notes = [*events.notes, *cube.notes, *_history_notes(cube, det)]
+    link_incidents(incidents, pd.Timedelta(cfg.step))
+    notes = [*events.notes, *cube.notes, *_history_notes(cube, det), *_choice_notes(det)]
     return Detection(incidents=incidents, cube=cube, scores=scores, events=events, config=cfg, notes=notes)
 
 

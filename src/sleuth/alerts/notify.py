@@ -73,22 +73,41 @@ def channels(routes: list[NotifyRoute]) -> list[Channel]:
 
 
 def group_linked(incs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Incidents of one property whose windows overlap (chained) form one group: one message.
+    """One message per group of linked incidents.
 
-    ``incs`` must be sorted by start; each group keeps that order.
+    Incidents detected together carry the link step's groups (``linked``: the ids of the others,
+    see :mod:`sleuth.explain.links`); those join by them. Incidents stored without that join
+    when they are of one property and their windows overlap (chained). ``incs`` must be sorted
+    by start; each group keeps that order.
     """
-    groups: list[list[dict]] = []
+    parent = list(range(len(incs)))
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    ids = {(inc.get("data") or {}).get("id"): k for k, inc in enumerate(incs)}
     open_until: dict[str, tuple[Any, int]] = {}
-    for inc in incs:
+    for k, inc in enumerate(incs):
+        data = inc.get("data") or {}
+        if "linked" in data:
+            for other in data["linked"]:
+                if other in ids:
+                    parent[root(ids[other])] = root(k)
+            continue
         prop = inc["property"]
         last = open_until.get(prop)
         if last is not None and inc["start_at"] < last[0]:
-            groups[last[1]].append(inc)
+            parent[root(k)] = root(last[1])
             open_until[prop] = (max(last[0], inc["end_at"]), last[1])
         else:
-            groups.append([inc])
-            open_until[prop] = (inc["end_at"], len(groups) - 1)
-    return groups
+            open_until[prop] = (inc["end_at"], k)
+    groups: dict[int, list[dict]] = {}  # in order of each group's first incident
+    for k, inc in enumerate(incs):
+        groups.setdefault(root(k), []).append(inc)
+    return list(groups.values())
 
 
 def _num(x: Any) -> str:

@@ -1,5 +1,6 @@
-"""Performance benchmark (``make bench``): ingest + cube against hand-written SQL, detection, demo,
-and the dashboard's pages on a year of data.
+"""Performance benchmark (``make bench``): ingest + cube against hand-written SQL, detection (the
+default detector, and statsforecast MSTL and Prophet on the same series as ratios), demo, and the
+dashboard's pages on a year of data.
 
 Prints a report and writes ``bench-results.json`` in the current directory. Not a test: it
 asserts nothing; the targets (sleuth's cube within 1.5x of the same aggregates in plain DuckDB
@@ -198,6 +199,73 @@ def detection_speed(n: int = 2000, weeks: int = 8, repeats: int = 3) -> dict:
             "target_series_per_s_per_core": SERIES_TARGET, "runs_wall_s": [round(w, 3) for w in walls]}
 
 
+def _per_series(fn, n: int) -> dict:
+    """Wall and CPU seconds per series of ``fn()`` run once over ``n`` series (CPU includes child
+    processes that finished, such as Prophet's Stan)."""
+    t, c0 = time.perf_counter(), os.times()
+    fn()
+    wall, c1 = time.perf_counter() - t, os.times()
+    cpu = sum(getattr(c1, k) - getattr(c0, k) for k in ("user", "system", "children_user", "children_system"))
+    return {"series": n, "wall_s_per_series": round(wall / n, 4), "cpu_s_per_series": round(cpu / n, 4)}
+
+
+def _fit_mstl(v: np.ndarray, fast: bool) -> None:
+    """One MSTL(24, 168) + AutoETS fit and a day's forecast with a 99 % interval per series."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import MSTL, AutoETS
+
+    S, T = v.shape
+    frame = pd.DataFrame({"unique_id": np.repeat(np.arange(S), T), "ds": np.tile(np.arange(T), S), "y": v.ravel()})
+    kwargs = {"trend_jump": 10, "low_pass_jump": 5} if fast else {}
+    model = MSTL(season_length=[24, 168], trend_forecaster=AutoETS(model="ZZN"), stl_kwargs=kwargs)
+    StatsForecast(models=[model], freq=1, n_jobs=1).forecast(df=frame, h=24, level=[99])
+
+
+def _fit_prophet(v: np.ndarray) -> None:
+    """One Prophet fit (daily and weekly seasonality) and a day's forecast per series."""
+    from prophet import Prophet
+    ds = pd.date_range("2026-01-05", periods=v.shape[1], freq="h")
+    for row in v:
+        m = Prophet(daily_seasonality=True, weekly_seasonality=True, yearly_seasonality=False, interval_width=0.99)
+        m.fit(pd.DataFrame({"ds": ds, "y": row}))
+        m.predict(m.make_future_dataframe(periods=24, freq="h", include_history=False))
+
+
+def forecast_speed(seasonal: dict, n: int = 20, weeks: int = 8) -> dict:
+    """The issue's speed ratios: the same synthetic series (the first ``n`` of the 2,000 the default
+    detector scored) through statsforecast MSTL and Prophet, per series, against the default."""
+    v = synthetic_series(2000, weeks)[:n]
+    base_wall = seasonal["wall_s"] / seasonal["series"]
+    base_cpu = seasonal["cpu_s"] / seasonal["series"]
+    runs: dict[str, dict] = {}
+    try:
+        import statsforecast  # noqa: F401  (import time is not part of the per-series figure)
+        runs["statsforecast MSTL(24,168)+AutoETS, one fit"] = _per_series(lambda: _fit_mstl(v, fast=False), n)
+        runs["same, stl trend_jump=10 low_pass_jump=5"] = _per_series(lambda: _fit_mstl(v, fast=True), n)
+        batch = SeriesBatch(value=v, weight=np.full_like(v, np.nan), kind=np.full(n, "count"), season=168, day=24)
+        for name in ("mstl", "auto"):
+            det = get_detector(name)
+            runs[f"detector {name!r} (weekly refits, scores every hour)"] = _per_series(lambda: det.score_batch(batch), n)
+    except ImportError:
+        runs["statsforecast"] = {"missing": "not installed (pip install 'sleuth[forecast]')"}
+    try:
+        from ..detectors.forecast import quiet_prophet
+
+        quiet_prophet()
+        import prophet  # noqa: F401
+        runs["Prophet 1.x, one fit"] = _per_series(lambda: _fit_prophet(v), n)
+        batch = SeriesBatch(value=v, weight=np.full_like(v, np.nan), kind=np.full(n, "count"), season=168, day=24)
+        det = get_detector("prophet")
+        runs["detector 'prophet' (weekly refits, scores every hour)"] = _per_series(lambda: det.score_batch(batch), n)
+    except ImportError:
+        runs["Prophet"] = {"missing": "not installed (pip install 'sleuth[forecast]')"}
+    for r in runs.values():
+        if "missing" not in r:
+            r["times_default_wall"] = round(r["wall_s_per_series"] / base_wall)
+            r["times_default_cpu"] = round(r["cpu_s_per_series"] / base_cpu)
+    return {"default_wall_s_per_series": base_wall, "default_cpu_s_per_series": base_cpu, "models": runs}
+
+
 def end_to_end(path: Path) -> dict:
     """One ``sleuth.pipeline.detect`` run on the demo shop, with the demo's config, per stage."""
     marks: list[tuple[str, float]] = []
@@ -241,6 +309,17 @@ def main() -> None:
           f" -> {det['series_per_s']:,} series/s, {det['series_per_cpu_s']:,} per CPU-second; "
           f"target {SERIES_TARGET:,.0f}/s/core {verdict[det['series_per_cpu_s'] >= SERIES_TARGET]}")
 
+    print("\n2b. Forecasting models on the same series (per series; ratio to the default detector)")
+    fc = forecast_speed(det)
+    print(f"  default seasonal detector: {fc['default_wall_s_per_series'] * 1e3:.2f} ms wall, "
+          f"{fc['default_cpu_s_per_series'] * 1e3:.2f} ms CPU per series")
+    for name, r in fc["models"].items():
+        if "missing" in r:
+            print(f"  {name}: {r['missing']}")
+            continue
+        print(f"  {name:<52} {r['wall_s_per_series']:7.3f} s wall {r['cpu_s_per_series']:7.3f} s CPU per series"
+              f" = {r['times_default_wall']:,}x / {r['times_default_cpu']:,}x the default")
+
     print("\n3. End to end: sleuth.pipeline.detect on the demo shop")
     path, rows = shop_parquet(**DEMO_SHOP)
     e2e = {"events": rows, **end_to_end(path)}
@@ -261,7 +340,8 @@ def main() -> None:
               + ", ".join(f"{k} {v:.2f} s" for k, v in pages["page_s"].items()))
 
     info["load_avg_end"] = os.getloadavg()
-    results = {"machine": info, "cube_vs_sql": cube, "detection": det, "end_to_end": e2e, "dashboard": pages,
+    results = {"machine": info, "cube_vs_sql": cube, "detection": det, "forecast_models": fc, "end_to_end": e2e,
+               "dashboard": pages,
                "when": pd.Timestamp.now("UTC").isoformat()}
     Path("bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\nwrote bench-results.json")

@@ -54,6 +54,10 @@ class Detector(Protocol):
 _REGISTRY: dict[str, str] = {
     # name -> "module:Class"; imported lazily so optional extras are only needed when chosen
     "seasonal": "sleuth.detectors.seasonal:RobustSeasonal",
+    "mstl": "sleuth.detectors.forecast:MSTLDetector",       # needs sleuth[forecast]
+    "autoets": "sleuth.detectors.forecast:AutoETSDetector",  # needs sleuth[forecast]
+    "auto": "sleuth.detectors.auto:AutoDetector",            # seasonal or mstl per series; sleuth[forecast]
+    "prophet": "sleuth.detectors.forecast:ProphetDetector",  # needs sleuth[forecast]; slow
 }
 
 

@@ -135,10 +135,15 @@ def _anscombe_inv(t: np.ndarray) -> np.ndarray:
 def _window_sum(a: np.ndarray, w: int, reach: np.ndarray | None = None) -> np.ndarray:
     """Sum of the last ``w`` buckets including the current one, or of fewer where ``reach``
     (the most buckets a window at each position may cover) says so."""
+    if reach is None:  # plain slices: far cheaper than a gather
+        c = np.cumsum(a, axis=1)
+        out = c.copy()
+        out[:, w:] -= c[:, :-w]
+        return out
     T = a.shape[1]
     c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
     t = np.arange(T)
-    k = np.minimum(w, t + 1) if reach is None else np.minimum(np.minimum(w, t + 1), reach)
+    k = np.minimum(np.minimum(w, t + 1), reach)
     return c[:, 1:] - np.take_along_axis(c, np.broadcast_to(t + 1 - k, a.shape), axis=1)
 
 
@@ -224,7 +229,9 @@ class RobustSeasonal:
         # series of unknown nature may start on the level alone; business series have a daily
         # rhythm a recent median cannot follow, so they wait for the seasonal comparison
         real = (batch.kind == "real")[:, None]
-        score_l = np.where(np.isfinite(score_l) | ~real, score_l, ew(err_l))
+        if real.any():
+            rows = np.flatnonzero(real[:, 0])
+            score_l[rows] = np.where(np.isfinite(score_l[rows]), score_l[rows], ew(err_l[rows]))
         local_ok = np.isfinite(local) & np.isfinite(score_l)
         expected = np.where(use_seasonal, seasonal, np.where(local_ok, local, np.nan))
         return expected, use_seasonal | local_ok
