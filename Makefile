@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 
 # Re-install only when the declared dependencies change (idempotent and quick otherwise).
-# The forecast extra is installed too, so every registered detector is tested by `make test`.
+# The forecast and dashboard extras are installed too, so every registered detector, the dashboard
+# and the report are tested by `make test`.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,forecast]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,forecast,dashboard]'
 	touch $(STAMP)
 
 demo: install

@@ -158,8 +158,8 @@ def test_help_lists_verbs_and_unbuilt_verbs_say_not_yet():
     assert proc.returncode == 0
     for verb in ("demo", "detect", "score", "metrics", "rca", "run"):
         assert verb in proc.stdout
-    proc = sleuth("dashboard")
-    assert proc.returncode == 2 and "not built yet" in proc.stderr and "issue 8" in proc.stderr
+    proc = sleuth("explain", "0123456789ab", "--source", "events.csv", "--method", "classifier")
+    assert proc.returncode == 2 and "not built yet" in proc.stderr and "issue 7" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

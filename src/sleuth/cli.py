@@ -543,19 +543,48 @@ def alerts_feedback(incident_id: str = typer.Argument(...),
     _change(incident_id, config, store, label=label, note=note)
 
 
-def _not_yet(verb: str, issue: int, what: str):
-    def command() -> None:
-        raise NotYetError(f"'sleuth {verb}' is not built yet: {what} (tracked in issue {issue})")
-    command.__doc__ = f"(not yet) {what[0].upper()}{what[1:]}."
-    return command
+@app.command()
+def dashboard(
+    source: Optional[str] = typer.Argument(None, help="events file or ibis URL (default: the demo shop in .sleuth/demo, "
+                                           "generated and run once into its own store if absent)"),
+    config: Optional[Path] = ConfigOpt,
+    store: Optional[str] = StoreOpt,
+    port: int = typer.Option(8501, min=1, max=65535, help="port to serve on"),
+    host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default: nothing is exposed)"),
+) -> None:
+    """Open the Streamlit dashboard: overview, metric, incident pages and the alerts inbox."""
+    import os
+
+    from .dashboard.source import prepare, streamlit_command
+
+    cmd = streamlit_command(host, port)  # first: says which extra is missing before any work
+    if source is None:
+        err.print("no source given: using the demo shop in .sleuth/demo (generated on first use)")
+    settings = prepare(source, config, store)
+    err.print(f"dashboard on http://{host}:{port} ({settings.source}, store {settings.store})", markup=False,
+              highlight=False)
+    sys.stdout.flush()
+    os.execve(cmd[0], cmd, {**os.environ, **settings.env()})  # streamlit takes over this process
 
 
-for _verb, _issue, _what in [
-    ("dashboard", 8, "the Streamlit dashboard"),
-    ("report", 8, "a self-contained HTML report"),
-]:
-    app.command(name=_verb, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-        _not_yet(_verb, _issue, _what))
+@app.command()
+def report(
+    source: str = typer.Argument(..., help="events file or ibis URL"),
+    out_path: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
+    config: Optional[Path] = ConfigOpt,
+    since: Optional[str] = typer.Option(None, help="incidents starting at or after this time (ISO 8601)"),
+    until: Optional[str] = typer.Option(None, help="read only events before this time"),
+) -> None:
+    """Write a self-contained HTML report of a period's incidents, each explained with its context."""
+    try:
+        from .dashboard.report import write_report
+    except ModuleNotFoundError as e:
+        raise SleuthError(f"the report needs the dashboard extra ({e.name} is missing): "
+                          "pip install 'sleuth[dashboard]'") from None
+    with stages() as say:
+        done = write_report(source, out_path, config, since=since, until=until, progress=say)
+    err.print(f"wrote {done['out']}: {done['incidents']} incidents, {done['bytes'] / 1e6:.1f} MB, opens offline",
+              markup=False, highlight=False)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """Performance benchmark (``make bench``): ingest + cube against hand-written SQL, detection (the
-default detector, and statsforecast MSTL and Prophet on the same series as ratios), demo.
+default detector, and statsforecast MSTL and Prophet on the same series as ratios), demo, and the
+dashboard's pages on a year of data.
 
 Prints a report and writes ``bench-results.json`` in the current directory. Not a test: it
 asserts nothing; the targets (sleuth's cube within 1.5x of the same aggregates in plain DuckDB
@@ -325,8 +326,22 @@ def main() -> None:
     print(f"  {rows:,} events, {e2e['series']:,} series, {e2e['incidents']} incidents: {e2e['seconds']:.2f} s")
     _print_stages(e2e["stages_s"])
 
+    print("\n4. Dashboard pages on a year of hourly data for 50 metrics (Streamlit AppTest)")
+    try:
+        from .dashboard import page_speed
+    except ModuleNotFoundError as e:
+        pages = {"skipped": f"the dashboard extra is not installed ({e.name})"}
+        print(f"  skipped: {pages['skipped']}")
+    else:
+        pages = page_speed()
+        print(f"  {pages['events']:,} events, {pages['metrics']} metrics x {pages['hours']:,} hours, "
+              f"{pages['stored_incidents']} incidents stored by one alert run ({pages['alert_run_s']:.1f} s)\n"
+              f"  first load (runs the detection once per server): {pages['first_load_s']:.1f} s; page switches: "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in pages["page_s"].items()))
+
     info["load_avg_end"] = os.getloadavg()
     results = {"machine": info, "cube_vs_sql": cube, "detection": det, "forecast_models": fc, "end_to_end": e2e,
+               "dashboard": pages,
                "when": pd.Timestamp.now("UTC").isoformat()}
     Path("bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("\nwrote bench-results.json")

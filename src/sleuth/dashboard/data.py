@@ -1,0 +1,292 @@
+"""Frames, sentences and plotly figures behind the dashboard and the HTML report.
+
+The Streamlit script only lays out widgets; everything it shows comes from here, so it can be
+unit-tested without a browser and reused by ``sleuth report``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..calendar import holiday_names
+from ..incidents import Incident
+from ..metrics.cube import TOTAL
+from ..pipeline import Detection
+
+#: how many buckets of each metric the overview's sparkline shows (a week of hours)
+SPARK_BUCKETS = 168
+ANOMALY_COLOR = "#d62728"
+
+
+def metric_label(name: str) -> str:
+    """``conversion_rate`` -> ``Conversion rate``."""
+    text = name.replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+# ---------------------------------------------------------------------------------- overview
+
+def overview_frame(det: Detection, store_rows: list[dict] | None = None) -> pd.DataFrame:
+    """One row per metric of every property: latest value, a sparkline of the last week, incidents.
+
+    ``incidents`` counts what this detection found; ``open`` counts the store's incidents still
+    open or acknowledged (0 without a store), so the overview shows what still needs someone.
+    """
+    cube = det.cube
+    found: dict[tuple[str, str], int] = {}
+    for inc in det.incidents:
+        found[(inc.property, inc.metric)] = found.get((inc.property, inc.metric), 0) + 1
+    still_open: dict[tuple[str, str], int] = {}
+    for r in store_rows or []:
+        if r["state"] in ("open", "acknowledged"):
+            still_open[(r["property"], r["metric"])] = still_open.get((r["property"], r["metric"]), 0) + 1
+    rows = []
+    for i in cube.totals():
+        prop, metric = str(cube.keys.property.iat[i]), str(cube.keys.metric.iat[i])
+        values = cube.value[i]
+        seen = values[np.isfinite(values)]
+        rows.append({
+            "property": prop, "metric": metric,
+            "latest": float(seen[-1]) if len(seen) else np.nan,
+            "sparkline": [float(v) for v in np.nan_to_num(values[-SPARK_BUCKETS:])],
+            "incidents": found.get((prop, metric), 0),
+            "open": still_open.get((prop, metric), 0),
+        })
+    return pd.DataFrame(rows, columns=["property", "metric", "latest", "sparkline", "incidents", "open"])
+
+
+def filter_incidents(det: Detection, property: str | None = None, metric: str | None = None,
+                     severity: str | None = None) -> list[Incident]:
+    """The detection's incidents narrowed by any of property, metric and severity (None: all)."""
+    return [i for i in det.incidents
+            if (property is None or i.property == property) and (metric is None or i.metric == metric)
+            and (severity is None or i.severity == severity)]
+
+
+def store_frame(rows: list[dict], state: str | None = None, severity: str | None = None) -> pd.DataFrame:
+    """The store's incidents as a table for the inbox, newest first."""
+    cols = ["key", "state", "quiet", "property", "metric", "segment", "start", "end", "direction", "change",
+            "severity"]
+    out = []
+    for r in rows:
+        if (state and r["state"] != state) or (severity and r["severity"] != severity):
+            continue
+        seg = ", ".join(f"{k}={v}" for k, v in json.loads(r["segment"]).items()) or "all"
+        out.append({"key": r["key"], "state": r["state"], "quiet": r["quiet"] or "", "property": r["property"],
+                    "metric": r["metric"], "segment": seg, "start": r["start_at"], "end": r["end_at"],
+                    "direction": r["direction"], "change": r["change"], "severity": r["severity"]})
+    return pd.DataFrame(out, columns=cols)
+
+
+# ---------------------------------------------------------------------------------- metric page
+
+def _local(buckets: pd.DatetimeIndex, timezone: str) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(buckets).tz_localize("UTC").tz_convert(timezone).tz_localize(None)
+
+
+def calendar_spans(det: Detection, buckets: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp, str]]:
+    """``(start, end, label)`` of the weekend and holiday days (local dates) inside ``buckets``,
+    in UTC, for shading: a change on a Saturday or on Christmas is read differently."""
+    if not len(buckets):
+        return []
+    cfg = det.config
+    local = _local(buckets, cfg.timezone)
+    names = holiday_names(pd.DatetimeIndex(buckets), cfg.holidays, cfg.timezone) if cfg.holidays else [None] * len(buckets)
+    labels = {}
+    for day_local, name in zip(local.normalize(), names):
+        if name:
+            labels[day_local] = name
+        elif day_local.dayofweek >= 5 and day_local not in labels:
+            labels[day_local] = "weekend"
+    spans = []
+    for day_local, label in sorted(labels.items()):
+        start = pd.Timestamp(day_local).tz_localize(cfg.timezone).tz_convert("UTC").tz_localize(None)
+        spans.append((start, start + pd.Timedelta(days=1), label))
+    return spans
+
+
+def _window(frame: pd.DataFrame, since: Any, until: Any) -> pd.DataFrame:
+    if since is not None:
+        frame = frame[frame.bucket >= pd.Timestamp(since)]
+    if until is not None:
+        frame = frame[frame.bucket < pd.Timestamp(until)]
+    return frame
+
+
+def metric_figure(det: Detection, metric: str, property: str | None = None, *, dimension: str | None = None,
+                  segment: dict[str, str] | None = None, since: Any = None, until: Any = None) -> go.Figure:
+    """The series (the total, or one ``segment`` such as ``{"os": "iOS"}``) with its expected value
+    and band, anomalies marked, weekends and holidays shaded.
+
+    With ``dimension`` it drills down instead: one line per value of that dimension (no band: a
+    dozen bands on one chart are unreadable).
+    """
+    prop = property or str(det.cube.keys.property.iat[0])
+    fig = go.Figure()
+    if dimension:
+        k = det.cube.keys
+        rows = np.flatnonzero(((k.property == prop) & (k.metric == metric) & (k.dimension == dimension)).to_numpy())
+        for i in rows:
+            s = _window(det.series(metric, prop, dimension, str(k.segment.iat[i])), since, until)
+            fig.add_trace(go.Scatter(x=s.bucket, y=s.value, mode="lines", name=str(k.segment.iat[i])))
+        frame = _window(det.cube.series_frame(int(rows[0])) if len(rows) else pd.DataFrame({"bucket": []}), since, until)
+        title = f"{metric_label(metric)} by {dimension} ({prop})"
+    else:
+        dim, seg = next(iter(segment.items())) if segment else (TOTAL, TOTAL)
+        frame = _window(det.series(metric, prop, dim, seg), since, until)
+        fig.add_trace(go.Scatter(x=frame.bucket, y=frame.upper, mode="lines", line={"width": 0},
+                                 showlegend=False, hoverinfo="skip", name="upper"))
+        fig.add_trace(go.Scatter(x=frame.bucket, y=frame.lower, mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor="rgba(31,119,180,0.15)", name="expected band"))
+        fig.add_trace(go.Scatter(x=frame.bucket, y=frame.expected, mode="lines", name="expected",
+                                 line={"dash": "dot", "color": "#1f77b4"}))
+        fig.add_trace(go.Scatter(x=frame.bucket, y=frame.value, mode="lines", name="actual",
+                                 line={"color": "#222"}))
+        odd = frame[frame.is_anomaly]
+        fig.add_trace(go.Scatter(x=odd.bucket, y=odd.value, mode="markers", name="anomaly",
+                                 marker={"color": ANOMALY_COLOR, "size": 7}))
+        title = f"{metric_label(metric)} ({prop}{', ' + dim + '=' + seg if segment else ''})"
+    for start, end, label in calendar_spans(det, pd.DatetimeIndex(frame.bucket)):
+        named = {} if label == "weekend" else {"annotation_text": label, "annotation_position": "top left"}
+        fig.add_vrect(x0=start, x1=end, fillcolor="#999" if label == "weekend" else "#ff7f0e", opacity=0.12,
+                      line_width=0, **named)
+    fig.update_layout(title=title, height=380, margin={"l": 40, "r": 10, "t": 40, "b": 30},
+                      hovermode="x unified", legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+# ---------------------------------------------------------------------------------- incident page
+
+def _segment_text(segment: dict[str, str]) -> str:
+    return ", ".join(str(v) for v in segment.values())
+
+
+def _clock(ts: pd.Timestamp) -> str:
+    return f"{ts:%H:%M}"
+
+
+def incident_summary(inc: Incident, timezone: str = "UTC") -> str:
+    """What happened, in one sentence, e.g. "Conversion rate fell 54 % below expected on iOS
+    from 09:00 to 15:00 on Tue 03 Mar; iOS explains 87 % of the drop"."""
+    start = _local(pd.DatetimeIndex([inc.start_time()]), timezone)[0]
+    end = _local(pd.DatetimeIndex([inc.end_time()]), timezone)[0]
+    down = inc.direction == "down"
+    what = metric_label(inc.metric)
+    if inc.change is not None and np.isfinite(inc.change):
+        moved = f"{'fell' if down else 'rose'} {abs(inc.change):.0%} {'below' if down else 'above'} expected"
+        moved = moved.replace("%", " %")
+    else:
+        moved = f"went {'down' if down else 'up'} to {inc.actual} (expected {inc.expected})"
+    where = f"on {_segment_text(inc.segment)}" if inc.segment else f"on {inc.property}"
+    if end - start <= pd.Timedelta(days=1):
+        when = f"from {_clock(start)} to {_clock(end)} on {start:%a %d %b}"
+    else:
+        when = f"from {start:%a %d %b %H:%M} to {end:%a %d %b %H:%M}"
+    text = f"{what} {moved} {where} {when}"
+    if inc.root_causes:
+        rc = inc.root_causes[0]
+        share = min(max(float(rc.get("explains") or 0.0), 0.0), 1.0)
+        text += f"; {_segment_text(rc['segment'])} explains {share:.0%} of the {'drop' if down else 'rise'}".replace("%", " %")
+    return text
+
+
+def incident_context(det: Detection, inc: Incident) -> dict[str, Any]:
+    """Day of week, holiday, time of day (local) and revenue at stake: what a reader weighs first."""
+    tz = det.config.timezone
+    start = _local(pd.DatetimeIndex([inc.start_time()]), tz)[0]
+    end = _local(pd.DatetimeIndex([inc.end_time()]), tz)[0]
+    hour = start.hour
+    part = "night" if hour < 6 else "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
+    return {"day of week": f"{start:%A}", "holiday": inc.holiday or "none",
+            "time of day": f"{part}, {start:%H:%M}–{end:%H:%M} ({tz})",
+            "revenue at stake": revenue_at_stake(det, inc)}
+
+
+def revenue_metrics(det: Detection) -> list[str]:
+    """Metrics that add up money: sums of the revenue column."""
+    col = det.events.mapping.get("revenue") or "revenue"
+    return [m for m, spec in det.cube.metrics.items() if spec.type == "sum" and spec.column in (col, "revenue")]
+
+
+def revenue_at_stake(det: Detection, inc: Incident) -> float | None:
+    """Actual minus expected revenue over the incident's window and segment (negative: lost), when
+    the data has revenue and it moved out of its band then; ``None`` otherwise."""
+    names = revenue_metrics(det)
+    if not names:
+        return None
+    cube = det.cube
+    dim, seg = next(iter(inc.segment.items())) if inc.segment else (TOTAL, TOTAL)
+    try:
+        i = cube.index(inc.property, names[0], dim, seg)
+    except KeyError:
+        return None
+    window = (cube.buckets >= inc.start_time()) & (cube.buckets < inc.end_time())
+    if not det.scores.is_anomaly[i, window].any():
+        return None  # revenue stayed within its band: nothing measurable at stake
+    y, e = cube.value[i, window], det.scores.expected[i, window]
+    ok = np.isfinite(y) & np.isfinite(e)
+    return float(np.sum(y[ok] - e[ok])) if ok.any() else None
+
+
+def root_cause_frame(inc: Incident) -> pd.DataFrame:
+    """The root-cause segments, strongest first: what each explains of the change."""
+    rows = [{"segment": ", ".join(f"{k}={v}" for k, v in rc["segment"].items()),
+             "explains": rc.get("explains"), "actual": rc.get("actual"), "expected": rc.get("expected"),
+             "score": rc.get("score")} for rc in inc.root_causes]
+    return pd.DataFrame(rows, columns=["segment", "explains", "actual", "expected", "score"])
+
+
+def contribution_frame(inc: Incident, dimension: str) -> pd.DataFrame:
+    """One dimension's values: expected vs actual and their share of the change (the drill-down)."""
+    rows = inc.contributions.get(dimension, [])
+    return pd.DataFrame([{"segment": str(r["segment"]), "expected": r.get("expected"), "actual": r.get("actual"),
+                          "share": r.get("share"), "explains": r.get("explains")} for r in rows],
+                        columns=["segment", "expected", "actual", "share", "explains"])
+
+
+def root_cause_figure(inc: Incident, dimension: str | None = None) -> go.Figure:
+    """Bars of how much of the change each root cause (or each value of ``dimension``) explains."""
+    frame = contribution_frame(inc, dimension) if dimension else root_cause_frame(inc)
+    frame = frame.iloc[::-1]  # strongest on top
+    fig = go.Figure(go.Bar(x=frame.explains, y=frame.segment, orientation="h", marker_color=ANOMALY_COLOR,
+                           text=[f"{x:.0%}" if x is not None and np.isfinite(x) else "" for x in frame.explains]))
+    fig.update_layout(title="share of the change explained" + (f" by {dimension}" if dimension else ""),
+                      xaxis_tickformat=".0%", height=120 + 28 * max(len(frame), 1),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    return fig
+
+
+def path_frame(inc: Incident) -> pd.DataFrame:
+    """The event-path change: share of sessions taking each next step, usually vs during."""
+    return pd.DataFrame([{"step": f"{t['from']} → {t['to']}", "usually": t["baseline"], "during": t["during"],
+                          "change": t["change"], "moves": t["moves"]} for t in inc.transitions],
+                        columns=["step", "usually", "during", "change", "moves"])
+
+
+def path_figure(inc: Incident) -> go.Figure:
+    """Usual vs during share for every transition that changed significantly."""
+    frame = path_frame(inc).iloc[::-1]
+    fig = go.Figure([go.Bar(x=frame.usually, y=frame.step, orientation="h", name="usually", marker_color="#999"),
+                     go.Bar(x=frame.during, y=frame.step, orientation="h", name="during", marker_color=ANOMALY_COLOR)])
+    fig.update_layout(title="event-path change (share of sessions taking each next step)", barmode="group",
+                      xaxis_tickformat=".0%", height=140 + 40 * max(len(frame), 1),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    return fig
+
+
+def peer_frame(inc: Incident) -> pd.DataFrame:
+    """Whether the other properties moved too in the same window (relative change each)."""
+    return pd.DataFrame([{"property": p, "change": c} for p, c in inc.peers.items()], columns=["property", "change"])
+
+
+def incident_figure(det: Detection, inc: Incident, pad_hours: int = 72) -> go.Figure:
+    """The incident's own series a few days either side, its window shaded."""
+    pad = pd.Timedelta(hours=pad_hours)
+    fig = metric_figure(det, inc.metric, inc.property, segment=inc.segment,
+                        since=inc.start_time() - pad, until=inc.end_time() + pad)
+    fig.add_vrect(x0=inc.start_time(), x1=inc.end_time(), fillcolor=ANOMALY_COLOR, opacity=0.12, line_width=0)
+    return fig

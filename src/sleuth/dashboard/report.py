@@ -1,0 +1,85 @@
+"""`sleuth report`: one self-contained HTML page about a period's incidents.
+
+Everything is inline (plotly's JavaScript once, the charts as JSON), so the file opens offline and
+can be mailed or archived: one section per incident with its sentence, its calendar context,
+revenue at stake, root causes, path change, peers and a chart.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from ..incidents import Incident
+from ..pipeline import Detection, detect
+from . import data as d
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; border-top: 1px solid #ddd; padding-top: 1em; }
+table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
+.context td:first-child { color: #666; } .high { color: #b00; } .medium { color: #b60; } .low { color: #06a; }
+"""
+
+
+def _percent(signed: bool) -> Callable[[Any], str]:
+    return lambda x: "-" if x is None or pd.isna(x) else f"{x:+.0%}" if signed else f"{x:.0%}"
+
+
+def _table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
+    """A frame as an HTML table; ``percent`` columns as percentages (``change`` with its sign)."""
+    if frame.empty:
+        return "<p>none</p>"
+    fmt = {c: _percent(c == "change") for c in percent}
+    return frame.to_html(index=False, border=0, formatters=fmt, na_rep="-", float_format=lambda x: f"{x:,.4g}")
+
+
+def _context(det: Detection, inc: Incident) -> str:
+    rows = []
+    for k, v in d.incident_context(det, inc).items():
+        if k == "revenue at stake":
+            v = "revenue within its usual band" if v is None else f"{v:+,.0f} against expected"
+        rows.append(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>")
+    return f"<table class='context'>{''.join(rows)}</table>"
+
+
+def incident_section(det: Detection, inc: Incident, with_js: bool) -> str:
+    """One incident: sentence, context, chart, root causes, path change, peers."""
+    sentence = d.incident_summary(inc, det.config.timezone)
+    chart = d.incident_figure(det, inc).to_html(full_html=False, include_plotlyjs=with_js)
+    parts = [
+        f"<section id='{inc.id}'><h2><span class='{inc.severity}'>{inc.severity}</span> · {html.escape(sentence)}</h2>",
+        f"<p>{html.escape(inc.property)} · {html.escape(inc.metric)} · {inc.shape or '-'} · id <code>{inc.id}</code></p>",
+        _context(det, inc), chart,
+        "<h3>Root causes</h3>", _table(d.root_cause_frame(inc), percent=("explains",)),
+        "<h3>Event-path change</h3>", _table(d.path_frame(inc), percent=("usually", "during", "change")),
+        "<h3>Peer properties in the same hours</h3>", _table(d.peer_frame(inc), percent=("change",)),
+        "</section>",
+    ]
+    return "\n".join(parts)
+
+
+def render_report(det: Detection, title: str) -> str:
+    """The whole page; plotly's JavaScript is inlined with the first chart only."""
+    incs = sorted(det.incidents, key=lambda i: i.start)
+    sections = [incident_section(det, inc, with_js=(n == 0)) for n, inc in enumerate(incs)]
+    toc = "".join(f"<li><a href='#{i.id}'>{html.escape(d.incident_summary(i, det.config.timezone))}</a></li>"
+                  for i in incs)
+    body = "\n".join(sections) if sections else "<p>No incidents in this period.</p>"
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"<p>{len(incs)} incidents.</p><ol>{toc}</ol>{body}</body></html>")
+
+
+def write_report(source: Any, out: str | Path, config: Any = None, since: Any = None, until: Any = None,
+                 progress: Callable[[str], None] | None = None) -> dict:
+    """Detect over ``source`` (data before ``until``; incidents from ``since``) and write the page."""
+    det = detect(source, config, since=since, until=until, progress=progress)
+    span = f"{since or 'the start'} to {until or 'the end'}"
+    page = render_report(det, f"sleuth report: {span}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return {"out": str(out), "incidents": len(det.incidents), "bytes": len(page.encode())}
