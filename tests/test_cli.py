@@ -208,3 +208,18 @@ def test_the_funnel_break_is_named_by_its_path_change(demo_run):
     top = during[0]["transitions"][:2]
     assert {(t["from"], t["to"]) for t in top} == {("begin_checkout", "purchase"), ("begin_checkout", "(end)")}
     assert all(t["baseline"] > t["during"] for t in top if t["to"] == "purchase")
+
+
+def test_explain_shows_the_path_change_and_the_linked_incidents(demo_run):
+    out, incidents, _ = demo_run
+    inc = next(i for i in incidents if i["metric"] == "orders" and i["transitions"] and i["linked"])
+    paths = sleuth("explain", inc["id"], "--source", out / "events.parquet", "--config", out / "sleuth.yaml",
+                   "--method", "paths")
+    assert paths.returncode == 0, paths.stderr
+    assert f"{inc['transitions'][0]['from']}" in paths.stdout and "event-path change" in paths.stdout
+    links = sleuth("explain", inc["id"], "--source", out / "events.parquet", "--config", out / "sleuth.yaml",
+                   "--method", "links")
+    assert links.returncode == 0, links.stderr
+    assert all(other in links.stdout for other in inc["linked"])
+    bad = sleuth("explain", inc["id"], "--source", out / "events.parquet", "--method", "tea-leaves")
+    assert bad.returncode == 2 and "unknown method" in bad.stderr and "Traceback" not in bad.stderr

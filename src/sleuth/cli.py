@@ -236,7 +236,7 @@ def explain(
     config: Optional[Path] = ConfigOpt,
     as_json: bool = typer.Option(False, "--json", help="print the incident with its explanation as JSON"),
     method: str = typer.Option("all", "--method", "-m",
-                               help="segments (root causes), paths (event-path change), or all"),
+                               help="segments (root causes), paths (event-path change), links (incidents sent with it), or all"),
 ) -> None:
     """Explain one incident: root-cause segments, contributions per dimension, event-path change."""
     from rich.table import Table
@@ -244,10 +244,10 @@ def explain(
     from .pipeline import detect as run_detect
     from .report import cause_text
 
-    if method in ("links", "classifier"):
-        raise NotYetError(f"explain --method {method}: not built yet (issue 7); use segments or paths")
-    if method not in ("all", "segments", "paths"):
-        raise SleuthError(f"explain --method: unknown method {method!r}; use segments, paths or all")
+    if method == "classifier":
+        raise NotYetError("explain --method classifier: not built yet (issue 7); use segments, paths or links")
+    if method not in ("all", "segments", "paths", "links"):
+        raise SleuthError(f"explain --method: unknown method {method!r}; use segments, paths, links or all")
     with stages(not as_json) as say:
         result = run_detect(source, config, progress=say)
     inc = next((i for i in result.incidents if i.id == incident_id), None)
@@ -259,9 +259,15 @@ def explain(
     seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items()) or "all traffic"
     out.print(f"[bold]{inc.metric}[/] ({inc.property}, {seg}) went {inc.direction} from {inc.start} to {inc.end}: "
               f"{inc.actual:,.4g} against {inc.expected:,.4g} expected ({(inc.change or 0):+.0%}); top cause: {cause_text(inc)}")
+    if method in ("all", "links"):
+        linked = [i for i in result.incidents if i.id in inc.linked]
+        out.print(f"linked incidents (sent as one alert): {len(linked)}" if linked else "linked incidents: none")
+        for i in linked:
+            seg = ", ".join(f"{k}={v}" for k, v in i.segment.items()) or "all"
+            out.print(f"  {i.id}  {i.metric} ({i.property}, {seg}) {i.direction} {(i.change or 0):+.0%}, {i.start} to {i.end}")
     if method in ("all", "paths"):
         _print_paths(inc)
-    if method == "paths":
+    if method in ("paths", "links"):
         return
     table = Table(title="root causes", title_justify="left")
     for col in ("segment", "explains", "score"):
@@ -588,6 +594,9 @@ def report(
 
 
 def main() -> None:
+    from ._memory import keep_freed_memory
+
+    keep_freed_memory()
     try:
         app()  # standalone: usage errors keep typer's message shape and exit code 2
     except SleuthError as e:
