@@ -146,6 +146,19 @@ def test_root_causes_paths_and_peers_frames_match_the_incident(shop):
     assert dict(zip(d.peer_frame(inc).property, d.peer_frame(inc).change)) == inc.peers
 
 
+def test_linked_anomalies_are_drawn_as_a_network(shop):
+    det = shop["det"]
+    inc = max(det.incidents, key=lambda i: len(i.linked))
+    assert len(inc.linked) >= 2
+    fig = d.linked_figure(det, inc)
+    nodes = fig.data[-1]
+    assert list(nodes.hovertext) == [inc.id] + [i.id for i in det.incidents if i.id in inc.linked]
+    assert len(fig.data) - 1 >= len(inc.linked)  # at least a spanning set of edges
+    alone = next((i for i in det.incidents if not i.linked), None)
+    if alone is not None:
+        assert d.linked_figure(det, alone) is None
+
+
 def test_context_names_day_time_and_revenue_at_stake(shop):
     det = shop["det"]
     revenue = [i for i in det.incidents if i.metric in d.revenue_metrics(det) and not i.segment]

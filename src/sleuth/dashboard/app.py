@@ -125,8 +125,12 @@ def incident_page(det) -> None:
     else:
         st.write("No other property to compare with.")
     st.subheader("Linked anomalies")
-    st.write(", ".join(f"`{x}`" for x in inc.linked) or "none")
-    st.caption("Not yet: the linked-anomaly network graph and the classifier (SHAP) view (issue 7).")
+    graph = d.linked_figure(det, inc)
+    if graph is None:
+        st.write("None: this incident stands alone.")
+    else:
+        st.plotly_chart(graph, width="stretch")
+    st.caption("Not yet: the classifier (SHAP) view (issue 7).")
 
 
 def alerts_page(url: str) -> None:

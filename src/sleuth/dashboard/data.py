@@ -278,6 +278,42 @@ def path_figure(inc: Incident) -> go.Figure:
     return fig
 
 
+def linked_figure(det: Detection, inc: Incident) -> go.Figure | None:
+    """The incident and those linked to it as a network: an edge per link, thicker when the
+    windows overlap more or the root cause is shared; None when it stands alone."""
+    import networkx as nx
+
+    from ..explain.links import MIN_WEIGHT, link_weight
+
+    group = [inc] + [i for i in det.incidents if i.id in inc.linked]
+    if len(group) < 2:
+        return None
+    step = pd.Timedelta(det.config.step)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(group)))
+    for a in range(len(group)):
+        for b in range(a + 1, len(group)):
+            w = link_weight(group[a], group[b], step)
+            if w >= MIN_WEIGHT:
+                graph.add_edge(a, b, weight=w)
+    pos = nx.circular_layout(graph)
+    traces = [go.Scatter(x=[pos[a][0], pos[b][0]], y=[pos[a][1], pos[b][1]], mode="lines", hoverinfo="skip",
+                         line={"width": 1 + 4 * min(w, 1.5), "color": "#bbb"}, showlegend=False)
+              for a, b, w in graph.edges(data="weight")]
+    colors = {"high": ANOMALY_COLOR, "medium": "#ff7f0e", "low": "#1f77b4"}
+    traces.append(go.Scatter(
+        x=[pos[k][0] for k in graph.nodes], y=[pos[k][1] for k in graph.nodes], mode="markers+text",
+        text=[f"{metric_label(g.metric)}<br>{_segment_text(g.segment)} {(g.change or 0):+.0%}" for g in group],
+        textposition="top center", hovertext=[g.id for g in group], showlegend=False,
+        marker={"size": [28 if k == 0 else 18 for k in graph.nodes], "color": [colors.get(g.severity, "#999") for g in group],
+                "line": {"width": [3 if k == 0 else 0 for k in graph.nodes], "color": "black"}}))
+    fig = go.Figure(traces)
+    fig.update_layout(title=f"linked anomalies: {len(group)} incidents, one alert", height=420,
+                      xaxis={"visible": False}, yaxis={"visible": False},
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
 def peer_frame(inc: Incident) -> pd.DataFrame:
     """Whether the other properties moved too in the same window (relative change each)."""
     return pd.DataFrame([{"property": p, "change": c} for p, c in inc.peers.items()], columns=["property", "change"])
