@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -429,3 +430,49 @@ def test_a_message_names_the_shape_and_the_broken_step():
                                "start_at": t, "end_at": t + pd.Timedelta(hours=5), "state": "open"}))
     assert "went down: -94% (sustained)" in text
     assert "event paths changed: begin_checkout -> purchase 59% -> 3%" in text
+
+
+def test_an_expected_pattern_is_expected_again_the_next_week(tmp_path):
+    """A Monday-morning newsletter doubles traffic for three hours. Labelled expected once, the
+    next Monday's rise is no incident; without the label it is one."""
+    rng = np.random.default_rng(4)
+    hours = pd.date_range("2026-03-02", periods=6 * 168, freq="h")
+    rate = 300 * (1 + 0.3 * np.sin(2 * np.pi * (np.arange(len(hours)) % 24) / 24))
+    mondays = [4 * 168 + 9, 5 * 168 + 9]  # 09:00 on the Mondays of weeks 5 and 6
+    for m in mondays:
+        rate[m:m + 3] *= 2.0
+    n = rng.poisson(rate)
+    ts = np.repeat(hours.values, n) + rng.integers(0, 3600, n.sum()).astype("timedelta64[s]")
+    events = tmp_path / "events.parquet"
+    pd.DataFrame({"timestamp": ts, "event": "page_view", "country": rng.choice(["US", "DE"], n.sum()),
+                  "session_id": rng.integers(0, 10**12, n.sum()).astype(str)}
+                 ).sort_values("timestamp").to_parquet(events, index=False)
+    cfg = write_config(tmp_path / "sleuth.yaml", [])
+    second = hours[mondays[1]]
+
+    def incidents_at(url: str, t: pd.Timestamp) -> list[dict]:
+        rows = [json.loads(x) for x in sleuth("alerts", "list", "--store", url, "--json").stdout.splitlines()]
+        return [r for r in rows if r["metric"] == "views" and abs(pd.Timestamp(r["start_at"]) - t) <= pd.Timedelta(hours=2)]
+
+    labelled = f"sqlite:///{tmp_path / 'labelled.db'}"
+    run_once(events, cfg, store=labelled, until=hours[mondays[0] + 12])
+    [first] = incidents_at(labelled, hours[mondays[0]])
+    assert sleuth("alerts", "feedback", first["key"], "expected", "--store", labelled).returncode == 0
+    run_once(events, cfg, store=labelled)
+    assert incidents_at(labelled, second) == []
+
+    plain = f"sqlite:///{tmp_path / 'plain.db'}"
+    run_once(events, cfg, store=plain)
+    assert len(incidents_at(plain, second)) == 1
+
+
+def test_messages_link_to_the_incident_in_the_dashboard():
+    from sleuth.alerts.notify import digest, message
+
+    t = pd.Timestamp("2026-04-08 14:00")
+    inc = {"data": {"metric": "orders", "segment": {}, "direction": "down", "change": -0.5, "severity": "high",
+                    "score": 5.0}, "property": "web", "key": "abc123", "revision": 1, "severity": "high",
+           "start_at": t, "end_at": t + pd.Timedelta(hours=2), "state": "open"}
+    assert "Open in the dashboard: http://127.0.0.1:8501/?incident=abc123" in message([inc], "http://127.0.0.1:8501/")[1]
+    assert "dashboard" not in message([inc])[1]
+    assert "http://127.0.0.1:8501/?page=Alerts" in digest([inc], "http://127.0.0.1:8501")[1]

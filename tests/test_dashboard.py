@@ -246,6 +246,20 @@ def test_incident_page_tells_the_story(app, shop):
     assert len(at.get("plotly_chart")) >= 2
 
 
+def test_a_link_from_an_alert_opens_its_incident(app, shop):
+    from streamlit.testing.v1 import AppTest
+
+    app("Overview")  # sets the environment up
+    det = shop["det"]
+    wanted = min(det.incidents, key=lambda i: i.score)  # not the page's default choice
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["incident"] = wanted.id
+    at.run()
+    assert not at.exception, at.exception
+    assert at.header[0].value.startswith("Incident")
+    assert at.subheader[0].value == d.incident_summary(wanted, det.config.timezone)
+
+
 def test_alerts_page_writes_acknowledge_mute_and_feedback_to_the_store(app):
     at = app("Alerts")
     key = at.selectbox(key="a_incident").value

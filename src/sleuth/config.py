@@ -188,6 +188,9 @@ class Config(_Model):
     threshold: float = Field(default=4.0, gt=0)
     notify: list[NotifyRoute] = Field(default_factory=list)
     store: str | None = None
+    #: where people open the dashboard (``sleuth dashboard``), e.g. ``http://127.0.0.1:8501``;
+    #: alert messages then link to each incident's page
+    dashboard_url: str | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -17,7 +17,7 @@ from .explain.paths import path_change, transitions_for
 from .explain.segments import explain_incident, peer_changes
 from .incidents import Incident, find_incidents, incidents_frame
 from .ingest import Events, load_events
-from .metrics.cube import Cube, build_cube
+from .metrics.cube import TOTAL, Cube, build_cube
 from .metrics.derive import resolve_metrics
 
 Progress = Callable[[str], None]
@@ -79,7 +79,31 @@ def parse_time(value: Any, what: str) -> pd.Timestamp | None:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
 
 
-def batch_of(cube: Cube) -> SeriesBatch:
+def expected_refs(cube: Cube, patterns: list[dict]) -> np.ndarray | None:
+    """``[S, T]``: at the same hours of each week after a window people labelled expected, the
+    bucket of that window (-1 elsewhere), for its series; the detector then expects the change
+    to recur there (see ``SeriesBatch.expected_ref``)."""
+    if not patterns:
+        return None
+    refs = np.full(cube.value.shape, -1)
+    step, season = pd.Timedelta(cube.config.step), cube.config.season
+    keys = cube.keys.reset_index(drop=True)
+    for p in patterns:
+        rows = keys.property.eq(p["property"]) & keys.metric.eq(p["metric"])
+        segment = dict(p["segment"]) or {TOTAL: TOTAL}
+        for dim, value in segment.items():
+            rows &= keys.dimension.eq(dim) & keys.segment.eq(value)
+        a = int(np.searchsorted(cube.buckets, pd.Timestamp(p["start"])))
+        window = np.arange(a, min(a + max(int((pd.Timestamp(p["end"]) - pd.Timestamp(p["start"])) / step), 1),
+                                  len(cube.buckets)))
+        for later in range(season, len(cube.buckets), season):
+            t = window + later
+            keep = t < len(cube.buckets)
+            refs[np.ix_(rows.to_numpy(), t[keep])] = window[keep]
+    return refs
+
+
+def batch_of(cube: Cube, expected: list[dict] | None = None) -> SeriesBatch:
     kind = np.array(["ratio" if cube.metrics[m].is_ratio else "count" for m in cube.keys.metric])
     cfg = cube.config
     names = holiday_names(cube.buckets, cfg.holidays, cfg.timezone) if cfg.holidays else None
@@ -87,6 +111,7 @@ def batch_of(cube: Cube) -> SeriesBatch:
     return SeriesBatch(value=cube.value, weight=cube.denominator, kind=kind, season=cfg.season,
                        day=24 if cfg.granularity == "1h" else 1, holiday=holiday, parent=cube.parents(),
                        holiday_ref=None if names is None else holiday_reference(cube.buckets, names),
+                       expected_ref=expected_refs(cube, expected or []),
                        clock=local_clock(cube.buckets, cfg.timezone) if cfg.granularity == "1h" else None)
 
 
@@ -111,8 +136,13 @@ def _choice_notes(detector) -> list[str]:
 
 
 def detect(source: Any, config: Config | dict | str | Path | None = None, *, since: Any = None,
-           until: Any = None, detector: str = "seasonal", progress: Progress | None = None) -> Detection:
+           until: Any = None, detector: str = "seasonal", progress: Progress | None = None,
+           expected: list[dict] | None = None) -> Detection:
     """Detect and explain incidents in ``source`` (a path, an ibis URL ``...#table``, a frame or a table).
+
+    ``expected``: windows people labelled expected (``property, metric, segment, start, end``, as
+    the alert store keeps them); at the same hours of the following weeks the detector expects
+    the same change again, so a recurrence no larger than it stays quiet.
 
     Only data before ``until`` is read (replaying history behaves as if run live); incidents that
     start before ``since`` are not reported.
@@ -129,7 +159,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     cube = build_cube(events, metrics, cfg, until=t_until)
     say(STAGES[2])
     det = get_detector(detector, threshold=cfg.threshold)
-    scores = det.score_batch(batch_of(cube))
+    scores = det.score_batch(batch_of(cube, expected))
     say(STAGES[3])
     incidents = find_incidents(cube, scores, since=t_since)
     say(STAGES[4])

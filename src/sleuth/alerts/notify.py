@@ -154,8 +154,14 @@ def describe(inc: dict) -> list[str]:
     return lines
 
 
-def message(group: list[dict]) -> tuple[str, str, str]:
-    """``(title, body, notify type)`` for a group: the worst incident first, the rest as linked."""
+def dashboard_link(link: str, key: str | None = None) -> str:
+    """The dashboard's page for one incident (or its alerts inbox)."""
+    return f"{link.rstrip('/')}/?incident={key}" if key else f"{link.rstrip('/')}/?page=Alerts"
+
+
+def message(group: list[dict], link: str | None = None) -> tuple[str, str, str]:
+    """``(title, body, notify type)`` for a group: the worst incident first, the rest as linked,
+    and where to look closer when ``link`` (the dashboard's address) is given."""
     ordered = sorted(group, key=lambda i: (-SEVERITY_RANK[i["severity"]], -abs(i["data"].get("change") or 0)))
     head = ordered[0]["data"]
     change = f" {head['change']:+.0%}" if head.get("change") is not None else ""
@@ -167,17 +173,21 @@ def message(group: list[dict]) -> tuple[str, str, str]:
         body += ["", "Linked anomalies in the same hours:"]
         for inc in ordered[1:]:
             body += describe(inc)
+    if link:
+        body += ["", f"Open in the dashboard: {dashboard_link(link, ordered[0]['key'])}"]
     kind = {"high": "failure", "medium": "warning"}.get(ordered[0]["severity"], "info")
     return title, "\n".join(body), kind
 
 
-def digest(incs: list[dict]) -> tuple[str, str, str]:
+def digest(incs: list[dict], link: str | None = None) -> tuple[str, str, str]:
     """``(title, body, notify type)`` of the daily digest: every held incident, oldest first."""
     props = sorted({i["property"] for i in incs})
     title = f"[sleuth digest] {len(incs)} anomalies on {', '.join(props)}"
     body: list[str] = []
     for inc in incs:
         body += [*describe(inc), ""]
+    if link:
+        body.append(f"Open the alerts inbox: {dashboard_link(link)}")
     return title, "\n".join(body).rstrip(), "info"
 
 

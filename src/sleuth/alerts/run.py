@@ -75,10 +75,10 @@ def run_once(source: Any, config: Config | dict | str | Path | None = None, *, s
     try:
         run_id = db.start_run(str(source), stored_config(cfg))
         try:
-            result = detect(source, cfg, until=until, progress=progress)
+            result = detect(source, cfg, until=until, progress=progress, expected=db.expected_patterns())
             report = _record(db, run_id, str(source), result, backfill)
             for ch in chans:
-                _notify(db, run_id, ch, claim_timeout, cfg.timezone, report)
+                _notify(db, run_id, ch, claim_timeout, cfg, report)
         except BaseException as e:
             _fail(db, run_id, e)
             raise
@@ -118,12 +118,12 @@ def _record(db: Store, run_id: int, source: str, result, backfill: int) -> RunRe
     return report
 
 
-def _notify(db: Store, run_id: int, ch: nt.Channel, claim_timeout: float, timezone: str,
+def _notify(db: Store, run_id: int, ch: nt.Channel, claim_timeout: float, cfg: Config,
             report: RunReport) -> None:
     """Send what this channel is owed, except what quiet hours, the cool-down or the daily digest
     hold back: that stays pending and goes out with a later run."""
     now = dt.datetime.now(dt.timezone.utc)
-    local = now.astimezone(ZoneInfo(timezone))
+    local = now.astimezone(ZoneInfo(cfg.timezone))
     stale = now.replace(tzinfo=None) - dt.timedelta(seconds=claim_timeout)
     owed = db.pending(ch.key, ch.route.min_severity, ch.route.metrics, stale)
     pending = owed
@@ -142,18 +142,18 @@ def _notify(db: Store, run_id: int, ch: nt.Channel, claim_timeout: float, timezo
             digest = later
     report.held += len(owed) - len(pending) - len(digest)
     for group in nt.group_linked(pending):
-        _deliver(db, run_id, ch, group, stale, report, digest=False)
+        _deliver(db, run_id, ch, group, stale, report, digest=False, link=cfg.dashboard_url)
     if digest:
-        _deliver(db, run_id, ch, digest, stale, report, digest=True)
+        _deliver(db, run_id, ch, digest, stale, report, digest=True, link=cfg.dashboard_url)
 
 
 def _deliver(db: Store, run_id: int, ch: nt.Channel, group: list[dict], stale: dt.datetime,
-             report: RunReport, digest: bool) -> None:
-    """Claim, send and record one message."""
+             report: RunReport, digest: bool, link: str | None = None) -> None:
+    """Claim, send and record one message (with a link to the dashboard when one is configured)."""
     mine = db.claim(group, ch.key, run_id, stale)
     if not mine:
         return
-    title, body, kind = nt.digest(mine) if digest else nt.message(mine)
+    title, body, kind = nt.digest(mine, link) if digest else nt.message(mine, link)
     mid = ("digest-" if digest else "") + nt.message_id(mine)
     ok, attempts = nt.send(ch, title, f"{body}\n\nmessage {mid}", kind)
     status = db.mark(mine, ch.key, ok, attempts, ch.route.dead_letter_after, mid)

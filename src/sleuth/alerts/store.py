@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
@@ -348,6 +349,17 @@ class Store:
             q = q.where(incidents.c.metric.in_(metrics))
         with self.tx("reading pending notifications") as c:
             return [dict(r._mapping) for r in c.execute(q)]
+
+    def expected_patterns(self) -> list[dict]:
+        """Windows of incidents people labelled ``expected``: later runs widen the band at the
+        same hours of the following weeks (see :func:`sleuth.pipeline.detect`)."""
+        q = (sa.select(incidents.c.property, incidents.c.metric, incidents.c.segment,
+                       incidents.c.start_at, incidents.c.end_at)
+             .select_from(feedback.join(incidents, feedback.c.incident == incidents.c.key))
+             .where(feedback.c.label == "expected").distinct())
+        with self.tx("reading feedback") as c:
+            return [{"property": r.property, "metric": r.metric, "segment": json.loads(r.segment),
+                     "start": pd.Timestamp(r.start_at), "end": pd.Timestamp(r.end_at)} for r in c.execute(q)]
 
     def recently_notified(self, channel: str, since: dt.datetime) -> set[tuple[str, str, str]]:
         """The series (property, metric, segment) this channel got a message about since ``since``."""

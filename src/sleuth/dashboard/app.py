@@ -94,6 +94,9 @@ def incident_page(det) -> None:
         return
     tz = det.config.timezone
     ranked = sorted(det.incidents, key=lambda i: -i.score)
+    wanted = st.query_params.get("incident")  # a link from an alert message
+    if wanted and "i_incident" not in st.session_state:
+        st.session_state["i_incident"] = next((i for i in ranked if i.id == wanted), ranked[0])
     inc = st.selectbox("incident", ranked, format_func=lambda i: f"{i.id} · {d.incident_summary(i, tz)}",
                        key="i_incident")
     st.subheader(d.incident_summary(inc, tz))
@@ -167,6 +170,10 @@ def alerts_page(url: str) -> None:
 
 def main() -> None:
     settings = Settings.from_env()
+    if "page" not in st.session_state:  # a link from an alert message opens its page
+        asked = "Incident" if st.query_params.get("incident") else st.query_params.get("page")
+        if asked in PAGES:
+            st.session_state["page"] = asked
     page = st.sidebar.radio("page", PAGES, key="page")
     st.sidebar.caption(f"source: {settings.source}\n\nstore: {settings.store}")
     t0 = time.perf_counter()

@@ -32,6 +32,9 @@ class SeriesBatch:
     # [T] int: for a holiday bucket, the same bucket of that holiday's previous occurrence
     # (-1 if none), so its effect can be learned from last year instead of widening the band
     holiday_ref: np.ndarray | None = None
+    # [S, T] int: for a bucket at the same hours as a window people labelled expected (in a
+    # later week), that window's bucket (-1 elsewhere): the change is expected to recur
+    expected_ref: np.ndarray | None = None
 
 
 @dataclass

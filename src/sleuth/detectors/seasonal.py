@@ -64,7 +64,8 @@ def _subset(batch: SeriesBatch, rows: np.ndarray) -> SeriesBatch:
         holiday = holiday[rows]
     return SeriesBatch(value=batch.value[rows], weight=batch.weight[rows], kind=batch.kind[rows],
                        season=batch.season, day=batch.day, holiday=holiday, parent=parent,
-                       clock=batch.clock, holiday_ref=batch.holiday_ref)
+                       clock=batch.clock, holiday_ref=batch.holiday_ref,
+                       expected_ref=None if batch.expected_ref is None else batch.expected_ref[rows])
 
 
 def _nanmedian0(a: np.ndarray, n_ok: np.ndarray) -> np.ndarray:
@@ -288,21 +289,29 @@ class RobustSeasonal:
         return np.where(better, with_year, seasonal)
 
     def _holiday_effect(self, batch: SeriesBatch, seasonal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Holidays seen before: expect this year's holiday to move the series as much as the
-        same holiday did last time (actual over the expectation then, from the raw values, so
-        last year's holiday counts even though it was flagged). Returns the expectation and
-        where the effect was learned."""
+        """Changes seen before and known to recur: expect this bucket to move the series as much
+        as its reference bucket did (actual over the expectation then, from the raw values, so a
+        reference counts even though it was flagged). References: the same holiday's last
+        occurrence (``holiday_ref``, every series), and the same hours of a window people
+        labelled expected (``expected_ref``, per series). Returns the expectation and where an
+        effect was learned."""
         learned = np.zeros(seasonal.shape, bool)
-        if batch.holiday_ref is None or not (batch.holiday_ref >= 0).any():
+        refs = np.full(seasonal.shape, -1)
+        if batch.holiday_ref is not None:
+            refs[:] = batch.holiday_ref[None, :]
+        if batch.expected_ref is not None:
+            refs = np.where(batch.expected_ref >= 0, batch.expected_ref, refs)
+        rows, t = np.nonzero(refs >= 0)
+        if not len(t):
             return seasonal, learned
-        t = np.flatnonzero(batch.holiday_ref >= 0)
-        ref = batch.holiday_ref[t]
+        ref = refs[rows, t]
+        base = seasonal[rows, ref]
         with np.errstate(invalid="ignore", divide="ignore"):
-            effect = batch.value[:, ref] / seasonal[:, ref]
-        ok = np.isfinite(effect) & (seasonal[:, ref] > 0)
+            effect = batch.value[rows, ref] / base
+        ok = np.isfinite(effect) & (base > 0)
         out = seasonal.copy()
-        out[:, t] = np.where(ok, seasonal[:, t] * np.clip(effect, 0.05, 20.0), seasonal[:, t])
-        learned[:, t] = ok
+        out[rows, t] = np.where(ok, seasonal[rows, t] * np.clip(effect, 0.05, 20.0), seasonal[rows, t])
+        learned[rows, t] = ok
         return out, learned
 
     def score_batch(self, batch: SeriesBatch) -> Scores:
