@@ -289,3 +289,26 @@ def test_incident_shapes_tell_spikes_from_shifts_and_trends(change, shape):
     assert runs and runs[0][0] <= t0 + 6
     a, b, sign = runs[0]
     assert shape_of(y, s.expected[0], a, b, sign, WEEK, False) == shape
+
+
+def test_expected_patterns_map_to_the_same_hours_of_later_weeks_only_within_the_data():
+    from types import SimpleNamespace
+
+    from sleuth.pipeline import expected_refs
+
+    buckets = pd.date_range("2026-03-02", periods=3 * WEEK, freq="h")
+    keys = pd.DataFrame({"property": ["web", "web"], "metric": ["views", "views"],
+                         "dimension": ["", "country"], "segment": ["", "DE"]})
+    cube = SimpleNamespace(value=np.zeros((2, len(buckets))), buckets=buckets, keys=keys,
+                           config=SimpleNamespace(step="1h", season=WEEK))
+    start = buckets[10]
+    refs = expected_refs(cube, [{"property": "web", "metric": "views", "segment": {},
+                                 "start": start, "end": start + pd.Timedelta(hours=3)}])
+    assert list(refs[0, 10 + WEEK:13 + WEEK]) == [10, 11, 12] and list(refs[0, 10 + 2 * WEEK:13 + 2 * WEEK]) == [10, 11, 12]
+    assert (refs[0] >= 0).sum() == 6 and (refs[1] >= 0).sum() == 0  # the total only, later weeks only
+    seg = expected_refs(cube, [{"property": "web", "metric": "views", "segment": {"country": "DE"},
+                                "start": start, "end": start + pd.Timedelta(hours=1)}])
+    assert (seg[0] >= 0).sum() == 0 and (seg[1] >= 0).sum() == 2
+    old = expected_refs(cube, [{"property": "web", "metric": "views", "segment": {},
+                                "start": buckets[0] - pd.Timedelta(weeks=5), "end": buckets[0] - pd.Timedelta(weeks=5, hours=-2)}])
+    assert (old >= 0).sum() == 0

@@ -93,6 +93,8 @@ def expected_refs(cube: Cube, patterns: list[dict]) -> np.ndarray | None:
         segment = dict(p["segment"]) or {TOTAL: TOTAL}
         for dim, value in segment.items():
             rows &= keys.dimension.eq(dim) & keys.segment.eq(value)
+        if not cube.buckets[0] <= pd.Timestamp(p["start"]) <= cube.buckets[-1]:
+            continue  # the labelled window is not in this data: nothing to learn from
         a = int(np.searchsorted(cube.buckets, pd.Timestamp(p["start"])))
         window = np.arange(a, min(a + max(int((pd.Timestamp(p["end"]) - pd.Timestamp(p["start"])) / step), 1),
                                   len(cube.buckets)))
