@@ -349,7 +349,9 @@ def classifier_figure(view: dict[str, Any], top: int = 12) -> go.Figure:
     the incident's, blue when less; the noise feature RANDOM in grey as the yardstick."""
     from ..explain.classifier import NOISE
 
-    rows = view["features"][:top][::-1]  # most important on top
+    rows = view["features"][:top]
+    rows += [r for r in view["features"][top:] if r["feature"] == NOISE]  # the yardstick is always shown
+    rows = rows[::-1]  # most important on top
     colors = ["#999" if r["feature"] == NOISE else ANOMALY_COLOR if r["direction"] > 0 else "#1f77b4" for r in rows]
     fig = go.Figure(go.Bar(x=[r["importance"] for r in rows], y=[r["feature"] for r in rows], orientation="h",
                            marker_color=colors,
