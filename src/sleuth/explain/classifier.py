@@ -7,8 +7,9 @@ Spotlight's method (seed-methods.md, section 3), made deterministic and fast:
   the window; 0: everything else (other events in the window, last week's metric events). A metric
   without its own events (sessions, users, a ratio) labels every event in the window 1, so the
   window is compared with the same hours a week before.
-- features: the dimensions one-hot (the 20 most frequent values each, the rest "(other)"), the
-  hour of day, and a ``RANDOM`` 0/1 column: noise that any feature worth naming must beat.
+- features: the dimensions that stay the same within a session (user and session features, as
+  Spotlight's), one-hot (the 20 most frequent values each, the rest "(other)"), the hour of day,
+  and a ``RANDOM`` 0/1 column: noise that any feature worth naming must beat.
 - one of each pair of features with |Spearman| > 0.95 is dropped, then RFECV (step 10 %, 3-fold,
   ROC AUC) removes the rest of the redundant ones, so importance is not split between them.
 - a shallow random forest with balanced class weights; SHAP (TreeExplainer) on a sample of the
@@ -227,7 +228,9 @@ def classify_incident(events, incident: Incident, metric: Metric | None = None, 
         raise SleuthError("the classifier view needs the 'classifier' extra: pip install 'sleuth[classifier]'") from None
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    dims = [d for d in events.dimensions if d not in incident.segment]
+    # per-session dimensions only: one that changes within a session (a product's category) is
+    # set by the kind of event, so it would tell the metric's events from the others by their name
+    dims = [d for d in events.session_dimensions() if d not in incident.segment]
     frame = incident_rows(events, incident, target_events(metric), dims)
     counts = {"positives": int((frame.label == 1).sum()), "negatives": int((frame.label == 0).sum())}
     sessions = frame.groupby("label").group.nunique()
