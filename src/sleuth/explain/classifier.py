@@ -258,11 +258,8 @@ def classify_incident(events, incident: Incident, metric: Metric | None = None, 
     pick = rng.choice(len(x_te), min(shap_rows, len(x_te)), replace=False)
     imp = shap_importance(model, x_te[cols].iloc[np.sort(pick)], rng)
     keep, reason = standing_out(imp)
-    table = []
-    for r in imp.itertuples():
-        row = {"feature": r.feature, "importance": float(f"{r.importance:.4g}"), "sd": float(f"{r.sd:.3g}"),
-               "direction": int(r.direction)}
-        table.append(row)
+    table = [{"feature": r.feature, "importance": float(f"{r.importance:.4g}"), "sd": float(f"{r.sd:.3g}"),
+              "direction": int(r.direction)} for r in imp.itertuples()]
     causes = [{**_describe(f, d, frame), "same_as": aliases.get(f, [])} for f, d in zip(keep.feature, keep.direction)]
     for c in causes:
         if c["same_as"]:
