@@ -9,12 +9,12 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 
 # Re-install only when the declared dependencies change (idempotent and quick otherwise).
-# The forecast and dashboard extras are installed too, so every registered detector, the dashboard
-# and the report are tested by `make test`.
+# The forecast, dashboard and classifier extras are installed too, so every registered detector, the
+# dashboard, the report and the classifier view are tested by `make test`.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,forecast,dashboard]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,forecast,dashboard,classifier]'
 	touch $(STAMP)
 
 demo: install

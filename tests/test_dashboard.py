@@ -146,6 +146,25 @@ def test_root_causes_paths_and_peers_frames_match_the_incident(shop):
     assert dict(zip(d.peer_frame(inc).property, d.peer_frame(inc).change)) == inc.peers
 
 
+def test_classifier_view_is_a_shap_bar_chart_coloured_by_direction(shop):
+    det = shop["det"]
+    inc = next(i for i in det.incidents if i.metric == "page_view" and i.property == "web" and not i.segment
+               and i.direction == "up" and i.root_causes and i.root_causes[0]["segment"].get("browser") == "HeadlessChrome")
+    view = d.classifier_view(det, inc)
+    fig = d.classifier_figure(view)
+    bars = fig.data[0]
+    shown = [f for f in view["features"] if f["feature"] in bars.y]
+    assert [f["feature"] for f in shown] == list(bars.y)[::-1] and len(shown) >= 2
+    assert "RANDOM" in bars.y and "#999" in bars.marker.color
+    colors = dict(zip(bars.y, bars.marker.color))
+    for f in shown:
+        if f["feature"] != "RANDOM":
+            assert colors[f["feature"]] == (d.ANOMALY_COLOR if f["direction"] > 0 else "#1f77b4")
+    assert view["verdict"] in fig.layout.title.text
+    summary = d.classifier_summary(view)
+    assert ("HeadlessChrome" in summary) if view["verdict"] == "root cause" else summary.startswith("Unknown")
+
+
 def test_linked_anomalies_are_drawn_as_a_network(shop):
     det = shop["det"]
     inc = max(det.incidents, key=lambda i: len(i.linked))
@@ -242,7 +261,8 @@ def test_incident_page_tells_the_story(app, shop):
     at = app("Incident")
     heads = [s.value for s in at.subheader]
     assert heads[0] == d.incident_summary(top, det.config.timezone)
-    assert {"Root causes", "Event-path change", "Peer properties"} <= set(heads)
+    assert {"Root causes", "Event-path change", "Peer properties", "Classifier view"} <= set(heads)
+    assert not any("Not yet" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) >= 2
 
 

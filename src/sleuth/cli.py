@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .errors import NotYetError, SleuthError
+from .errors import SleuthError
 
 app = typer.Typer(
     name="sleuth", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -236,7 +236,9 @@ def explain(
     config: Optional[Path] = ConfigOpt,
     as_json: bool = typer.Option(False, "--json", help="print the incident with its explanation as JSON"),
     method: str = typer.Option("all", "--method", "-m",
-                               help="segments (root causes), paths (event-path change), links (incidents sent with it), or all"),
+                               help="segments (root causes), paths (event-path change), links (incidents sent with it), "
+                                    "classifier (what sets the incident's events apart: random forest + SHAP; on demand, "
+                                    "seconds), or all (everything but classifier)"),
 ) -> None:
     """Explain one incident: root-cause segments, contributions per dimension, event-path change."""
     from rich.table import Table
@@ -244,21 +246,26 @@ def explain(
     from .pipeline import detect as run_detect
     from .report import cause_text
 
-    if method == "classifier":
-        raise NotYetError("explain --method classifier: not built yet (issue 7); use segments, paths or links")
-    if method not in ("all", "segments", "paths", "links"):
-        raise SleuthError(f"explain --method: unknown method {method!r}; use segments, paths, links or all")
+    if method not in ("all", "segments", "paths", "links", "classifier"):
+        raise SleuthError(f"explain --method: unknown method {method!r}; use segments, paths, links, classifier or all")
     with stages(not as_json) as say:
         result = run_detect(source, config, progress=say)
     inc = next((i for i in result.incidents if i.id == incident_id), None)
     if inc is None:
         raise SleuthError(f"no incident {incident_id!r} in {source}; `sleuth detect {source} --json` lists their ids")
+    if method == "classifier":
+        from .explain.classifier import classify_incident
+
+        inc.classifier = classify_incident(result.events, inc, result.cube.metrics.get(inc.metric))
     if as_json:
         sys.stdout.write(inc.to_json() + "\n")
         return
     seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items()) or "all traffic"
     out.print(f"[bold]{inc.metric}[/] ({inc.property}, {seg}) went {inc.direction} from {inc.start} to {inc.end}: "
               f"{inc.actual:,.4g} against {inc.expected:,.4g} expected ({(inc.change or 0):+.0%}); top cause: {cause_text(inc)}")
+    if method == "classifier":
+        _print_classifier(inc.classifier)
+        return
     if method in ("all", "links"):
         linked = [i for i in result.incidents if i.id in inc.linked]
         out.print(f"linked incidents (sent as one alert): {len(linked)}" if linked else "linked incidents: none")
@@ -294,6 +301,24 @@ def explain(
                       f"{r['actual']:,.4g}" if r["actual"] is not None else "-",
                       f"{(r['share'] or 0):.0%}", f"{(r['explains'] or 0):+.0%}")
         out.print(t)
+
+
+def _print_classifier(view: dict) -> None:
+    from rich.table import Table
+
+    fit = f"held-out ROC AUC {view['auc']:.2f}, recall {view['recall']:.2f}" if view["auc"] is not None else "no model"
+    out.print(f"classifier view: {view['verdict']} ({fit}; {view['positives']:,} incident events vs "
+              f"{view['negatives']:,} others)" + (f": {view['reason']}" if view["reason"] else ""))
+    for cause in view["causes"]:
+        out.print(f"  {cause['text']}")
+    if not view["features"]:
+        return
+    t = Table(title="importance (mean |SHAP|)", title_justify="left")
+    for col in ("feature", "importance", "direction"):
+        t.add_column(col)
+    for r in view["features"][:10]:
+        t.add_row(r["feature"], f"{r['importance']:.4f}", {1: "more likely", -1: "less likely"}.get(r["direction"], "-"))
+    out.print(t)
 
 
 def _print_paths(inc) -> None:

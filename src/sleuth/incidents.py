@@ -61,6 +61,9 @@ class Incident:
     rate_mix: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # ratios: rate vs mix effect
     #: spike | dip | drop to zero | level shift | trend | sustained: what kind of change it is
     shape: str = ""
+    #: the classifier view (explain/classifier.py): verdict, auc, recall, causes, features; filled on
+    #: demand only (`sleuth explain --method classifier`, the dashboard), as it takes seconds
+    classifier: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,6 +27,13 @@ def detection(source: str, config: str | None):
     return detect(source, config)
 
 
+@st.cache_data(show_spinner="Training the classifier…")
+def classifier_view(source: str, config: str | None, incident_id: str) -> dict:
+    """The classifier view of one incident, once per incident (it takes seconds)."""
+    det = detection(source, config)
+    return d.classifier_view(det, next(i for i in det.incidents if i.id == incident_id))
+
+
 def store_rows(url: str) -> list[dict]:
     db = open_store(url)
     try:
@@ -87,7 +94,7 @@ def metric_page(det) -> None:
                                     since=since, until=until), width="stretch")
 
 
-def incident_page(det) -> None:
+def incident_page(det, settings: Settings) -> None:
     st.header("Incident")
     if not det.incidents:
         st.info("No incidents in this data.")
@@ -133,7 +140,11 @@ def incident_page(det) -> None:
         st.write("None: this incident stands alone.")
     else:
         st.plotly_chart(graph, width="stretch")
-    st.caption("Not yet: the classifier (SHAP) view (issue 7).")
+    st.subheader("Classifier view")
+    view = classifier_view(settings.source, settings.config, inc.id)
+    st.write(d.classifier_summary(view))
+    if view["features"]:
+        st.plotly_chart(d.classifier_figure(view), width="stretch")
 
 
 def alerts_page(url: str) -> None:
@@ -186,7 +197,7 @@ def main() -> None:
         elif page == "Metric":
             metric_page(det)
         else:
-            incident_page(det)
+            incident_page(det, settings)
     st.sidebar.caption(f"rendered in {time.perf_counter() - t0:.2f} s")
 
 

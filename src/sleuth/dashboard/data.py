@@ -326,3 +326,39 @@ def incident_figure(det: Detection, inc: Incident, pad_hours: int = 72) -> go.Fi
                         since=inc.start_time() - pad, until=inc.end_time() + pad)
     fig.add_vrect(x0=inc.start_time(), x1=inc.end_time(), fillcolor=ANOMALY_COLOR, opacity=0.12, line_width=0)
     return fig
+
+
+def classifier_view(det: Detection, inc: Incident) -> dict[str, Any]:
+    """The classifier view of an incident (random forest + SHAP), computed on demand: it takes
+    seconds, so :func:`sleuth.pipeline.detect` leaves it out."""
+    from ..explain.classifier import classify_incident
+
+    return classify_incident(det.events, inc, det.cube.metrics.get(inc.metric))
+
+
+def classifier_summary(view: dict[str, Any]) -> str:
+    """The verdict in a sentence: the causes, or why there is none, with the model's fit."""
+    fit = f"held-out ROC AUC {view['auc']:.2f}, recall {view['recall']:.2f}" if view.get("auc") is not None else "no model"
+    if view["causes"]:
+        return "; ".join(c["text"] for c in view["causes"]) + f" ({fit})"
+    return f"Unknown: {view['reason']} ({fit})"
+
+
+def classifier_figure(view: dict[str, Any], top: int = 12) -> go.Figure:
+    """Bars of each feature's mean |SHAP|, red when it makes an event more likely to be one of
+    the incident's, blue when less; the noise feature RANDOM in grey as the yardstick."""
+    from ..explain.classifier import NOISE
+
+    rows = view["features"][:top]
+    rows += [r for r in view["features"][top:] if r["feature"] == NOISE]  # the yardstick is always shown
+    rows = rows[::-1]  # most important on top
+    colors = ["#999" if r["feature"] == NOISE else ANOMALY_COLOR if r["direction"] > 0 else "#1f77b4" for r in rows]
+    fig = go.Figure(go.Bar(x=[r["importance"] for r in rows], y=[r["feature"] for r in rows], orientation="h",
+                           marker_color=colors,
+                           hovertext=[{1: "more likely in the incident", -1: "less likely in the incident"}
+                                      .get(r["direction"], "no direction") for r in rows]))
+    auc = f"AUC {view['auc']:.2f}" if view.get("auc") is not None else "no model"
+    fig.update_layout(title=f"classifier view: {view['verdict']} ({auc}); red = over-represented, blue = under",
+                      xaxis_title="mean |SHAP|", height=140 + 26 * max(len(rows), 1),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    return fig
