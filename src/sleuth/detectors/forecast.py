@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+from abc import ABC, abstractmethod
 from statistics import NormalDist
 
 import numpy as np
@@ -59,12 +60,11 @@ def _fill(window: np.ndarray) -> np.ndarray:
     return pd.Series(window).interpolate(limit_direction="both").to_numpy()
 
 
-class ForecastDetector:
-    """Rolling-origin detector around one forecasting model (see the module docstring); subclasses
-    give the statsforecast model, or their own ``_forecast``."""
+class ForecastDetector(ABC):
+    """Rolling-origin detector around one forecasting model (see the module docstring); a subclass
+    says how to forecast a block (:meth:`_forecast`)."""
 
     name = "forecast"
-    alias = "model"  # the model's column name in statsforecast's output
 
     def __init__(self, threshold: float = 4.0, refit: int | None = None, window_weeks: int = 4,
                  min_weeks: int = 2, level: int = 99, windows: tuple[int, ...] = (3, 6, 12),
@@ -86,10 +86,6 @@ class ForecastDetector:
         """Buckets of history before alerts: the first forecast, then ``exposure`` seasons of its
         errors to learn the noise scale and the usual extremes from."""
         return int((self.min_weeks + self.exposure) * season)
-
-    def model(self, batch: SeriesBatch, length: int):
-        """The statsforecast model for a fit on ``length`` buckets."""
-        raise NotImplementedError
 
     def min_fit(self, batch: SeriesBatch) -> int:
         """Fewest known buckets a series needs in its window to be fitted."""
@@ -113,28 +109,10 @@ class ForecastDetector:
                 continue
             yield i, y
 
+    @abstractmethod
     def _forecast(self, batch: SeriesBatch, hist: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
         """Forecast and interval half-width ``[S, h]`` for every series from ``hist`` (its last
         buckets before the block, on the fitting scale); NaN for series with too little data."""
-        from statsforecast import StatsForecast
-
-        mean, half = np.full((hist.shape[0], h), np.nan), np.full((hist.shape[0], h), np.nan)
-        groups: dict[int, list[tuple[int, np.ndarray]]] = {}  # by length after leading gaps
-        for i, y in self._fittable(batch, hist, mean, half):
-            groups.setdefault(len(y), []).append((i, y))
-        for length, members in groups.items():  # one batched call per model shape
-            rows = [i for i, _ in members]
-            frame = pd.DataFrame({"unique_id": np.repeat(np.arange(len(rows)), length),
-                                  "ds": np.tile(np.arange(length), len(rows)),
-                                  "y": np.concatenate([y for _, y in members])})
-            sf = StatsForecast(models=[self.model(batch, length)], freq=1, n_jobs=self.n_jobs)
-            fc = sf.forecast(df=frame, h=h, level=[self.level])
-            fc = fc.sort_values(["unique_id", "ds"])
-            mean[rows] = fc[self.alias].to_numpy().reshape(len(rows), h)
-            lo = fc[f"{self.alias}-lo-{self.level}"].to_numpy().reshape(len(rows), h)
-            hi = fc[f"{self.alias}-hi-{self.level}"].to_numpy().reshape(len(rows), h)
-            half[rows] = np.abs(hi - lo) / 2.0
-        return mean, half
 
     def score_batch(self, batch: SeriesBatch) -> Scores:
         """Score block by block: forecast a block from the (cleaned) buckets before it, score it,
@@ -221,7 +199,39 @@ class ForecastDetector:
                       is_anomaly=pad(is_anomaly, False), ready=pad(ready, False))
 
 
-class MSTLDetector(ForecastDetector):
+class StatsForecastDetector(ForecastDetector):
+    """A detector around a statsforecast model (:meth:`model`), fitted for all series at once."""
+
+    alias = "model"  # the model's column name in statsforecast's output
+
+    @abstractmethod
+    def model(self, batch: SeriesBatch, length: int):
+        """The statsforecast model for a fit on ``length`` buckets."""
+
+    def _forecast(self, batch: SeriesBatch, hist: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """All series of a block in one batched ``StatsForecast.forecast`` call per fit length."""
+        from statsforecast import StatsForecast
+
+        mean, half = np.full((hist.shape[0], h), np.nan), np.full((hist.shape[0], h), np.nan)
+        groups: dict[int, list[tuple[int, np.ndarray]]] = {}  # by length after leading gaps
+        for i, y in self._fittable(batch, hist, mean, half):
+            groups.setdefault(len(y), []).append((i, y))
+        for length, members in groups.items():  # one batched call per model shape
+            rows = [i for i, _ in members]
+            frame = pd.DataFrame({"unique_id": np.repeat(np.arange(len(rows)), length),
+                                  "ds": np.tile(np.arange(length), len(rows)),
+                                  "y": np.concatenate([y for _, y in members])})
+            sf = StatsForecast(models=[self.model(batch, length)], freq=1, n_jobs=self.n_jobs)
+            fc = sf.forecast(df=frame, h=h, level=[self.level])
+            fc = fc.sort_values(["unique_id", "ds"])
+            mean[rows] = fc[self.alias].to_numpy().reshape(len(rows), h)
+            lo = fc[f"{self.alias}-lo-{self.level}"].to_numpy().reshape(len(rows), h)
+            hi = fc[f"{self.alias}-hi-{self.level}"].to_numpy().reshape(len(rows), h)
+            half[rows] = np.abs(hi - lo) / 2.0
+        return mean, half
+
+
+class MSTLDetector(StatsForecastDetector):
     """MSTL (daily and weekly seasonality; yearly for daily data with two years of history),
     trend forecast by AutoETS. ``fast`` uses coarser STL smoothing passes (about half the time)."""
 
@@ -245,7 +255,7 @@ class MSTLDetector(ForecastDetector):
                     stl_kwargs=kwargs)
 
 
-class AutoETSDetector(ForecastDetector):
+class AutoETSDetector(StatsForecastDetector):
     """AutoETS with the daily season (hourly data) or the weekly one (daily data): ETS cannot
     hold a 168-bucket season, so hourly series lose their weekday rhythm."""
 
