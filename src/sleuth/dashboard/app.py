@@ -94,6 +94,15 @@ def metric_page(det) -> None:
                                     since=since, until=until), width="stretch")
 
 
+def chart_and_table(fig, frame, empty: str) -> None:
+    """A chart with its table under it, or ``empty`` said when there is no chart."""
+    if fig is not None:
+        st.plotly_chart(fig, width="stretch")
+        st.dataframe(frame, hide_index=True, width="stretch")
+    else:
+        st.write(empty)
+
+
 def incident_page(det, settings: Settings) -> None:
     st.header("Incident")
     if not det.incidents:
@@ -113,21 +122,14 @@ def incident_page(det, settings: Settings) -> None:
         col.metric(k, f"{v:+,.0f}" if isinstance(v, float) else ("-" if v is None else str(v)))
     st.plotly_chart(d.incident_figure(det, inc), width="stretch")
     st.subheader("Root causes")
-    if inc.root_causes:
-        st.plotly_chart(d.root_cause_figure(inc), width="stretch")
-        st.dataframe(d.root_cause_frame(inc), hide_index=True, width="stretch")
-    else:
-        st.write("No segment stands out: the change is spread over everything.")
+    chart_and_table(d.root_cause_figure(inc) if inc.root_causes else None, d.root_cause_frame(inc),
+                    "No segment stands out: the change is spread over everything.")
     if inc.contributions:
         dim = st.selectbox("by dimension", list(inc.contributions), key="i_dimension")
-        st.plotly_chart(d.root_cause_figure(inc, dim), width="stretch")
-        st.dataframe(d.contribution_frame(inc, dim), hide_index=True, width="stretch")
+        chart_and_table(d.root_cause_figure(inc, dim), d.contribution_frame(inc, dim), "")
     st.subheader("Event-path change")
-    if inc.transitions:
-        st.plotly_chart(d.path_figure(inc), width="stretch")
-        st.dataframe(d.path_frame(inc), hide_index=True, width="stretch")
-    else:
-        st.write("No transition between events changed significantly.")
+    chart_and_table(d.path_figure(inc) if inc.transitions else None, d.path_frame(inc),
+                    "No transition between events changed significantly.")
     st.subheader("Peer properties")
     peers = d.peer_frame(inc)
     if len(peers):
