@@ -20,21 +20,13 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from ..metrics.cube import window_label
+
 START, END = "(start)", "(end)"
 #: transitions reported per incident
 MAX_TRANSITIONS = 8
 #: false discovery rate for a transition to count as changed
 FDR = 0.01
-
-
-def _window_label(t: ibis.Table, windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]]) -> ibis.Value:
-    """The name of the window each row falls in (NULL outside all of them)."""
-    label = ibis.null().cast("string")
-    for name, (start, end) in windows.items():
-        s = ibis.literal(pd.Timestamp(start).tz_localize("UTC").to_pydatetime())
-        e = ibis.literal(pd.Timestamp(end).tz_localize("UTC").to_pydatetime())
-        label = ibis.ifelse((t.timestamp >= s) & (t.timestamp < e), name, label)
-    return label
 
 
 def transition_counts(events, windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]],
@@ -46,7 +38,7 @@ def transition_counts(events, windows: dict[str, tuple[pd.Timestamp, pd.Timestam
         t = t.filter(t.property == property)
     for dim, value in (segment or {}).items():
         t = t.filter(t[dim] == value)
-    t = t.filter(t.session_id.notnull()).mutate(_window=_window_label(t, windows))
+    t = t.filter(t.session_id.notnull()).mutate(_window=window_label(t, windows))
     t = t.filter(t._window.notnull())
     w = ibis.window(group_by=[t._window, t.session_id], order_by=[t.timestamp, t.event])
     t = t.mutate(_next=t.event.lead().over(w), _first=t.event.lag().over(w).isnull())

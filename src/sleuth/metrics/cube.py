@@ -241,6 +241,17 @@ def _mark_incomplete(cube: Cube, events: Events, until: pd.Timestamp | None, ste
         cube.notes.append(f"the bucket starting {last:%Y-%m-%d %H:%M} UTC is still in progress and is not scored")
 
 
+def window_label(t: ibis.Table, windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]]) -> ibis.Value:
+    """The name of the window ``[start, end)`` (naive UTC) each row's timestamp falls in, NULL
+    outside all of them (windows must not overlap)."""
+    label = ibis.null().cast("string")
+    for name, (start, end) in windows.items():
+        s = ibis.literal(pd.Timestamp(start).tz_localize("UTC").to_pydatetime())
+        e = ibis.literal(pd.Timestamp(end).tz_localize("UTC").to_pydatetime())
+        label = ibis.ifelse((t.timestamp >= s) & (t.timestamp < e), name, label)
+    return label
+
+
 def leaf_table(events: Events, metric: Metric, windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]],
                dimensions: Iterable[str] | None = None, property: str | None = None) -> pd.DataFrame:
     """Aggregates per leaf (every combination of dimension values) for each named window.
@@ -253,14 +264,8 @@ def leaf_table(events: Events, metric: Metric, windows: dict[str, tuple[pd.Times
     if property is not None:
         t = t.filter(t.property == property)
     a, b = metric.parts()
-    label = None
-    for wname, (start, end) in windows.items():
-        s = ibis.literal(pd.Timestamp(start).tz_localize("UTC").to_pydatetime())
-        e = ibis.literal(pd.Timestamp(end).tz_localize("UTC").to_pydatetime())
-        inside = (t.timestamp >= s) & (t.timestamp < e)
-        label = ibis.ifelse(inside, wname, label if label is not None else ibis.null().cast("string"))
     keys = dims or ["_all"]
-    t = t.mutate(_window=label, _all=ibis.literal("all")).filter(lambda x: x._window.notnull())
+    t = t.mutate(_window=window_label(t, windows), _all=ibis.literal("all")).filter(lambda x: x._window.notnull())
     aggs = {"num": _agg_expr(t, a).cast("float64")}
     if b is not None:
         aggs["den"] = _agg_expr(t, b).cast("float64")
