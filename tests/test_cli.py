@@ -186,7 +186,8 @@ def test_per_metric_sensitivity_and_minimum_changes(demo_run):
     cfg = {**base, "metrics": [plain,
                                {**plain, "name": "views_quiet", "threshold": 1e6},
                                {**plain, "name": "views_big_only", "min_change": 5.0},
-                               {**plain, "name": "views_abs", "min_abs_change": 1e9}]}
+                               {**plain, "name": "views_abs", "min_abs_change": 1e9},
+                               {**plain, "name": "views_keen", "threshold": 2.0}]}
     found = {}
     for inc in api.detect(out / "events.parquet", cfg).incidents:
         found.setdefault(inc.metric, []).append(inc)
@@ -194,6 +195,9 @@ def test_per_metric_sensitivity_and_minimum_changes(demo_run):
     assert "views_quiet" not in found and "views_abs" not in found
     assert all(abs(i.change) >= 5.0 for i in found.get("views_big_only", []))
     assert len(found.get("views_big_only", [])) < len(found["views"])
+    # a lower threshold alerts on more: every plain incident's hours, and more besides
+    keen_hours = sum(i.buckets for i in found["views_keen"])
+    assert keen_hours > sum(i.buckets for i in found["views"])
 
 
 def test_the_funnel_break_is_named_by_its_path_change(demo_run):

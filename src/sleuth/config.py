@@ -73,7 +73,7 @@ class Metric(_Model):
     #: which changes matter: ``both``, ``down`` (drops only) or ``up`` (rises only)
     direction: Literal["both", "up", "down"] = "both"
     #: this metric's sensitivity: the band half-width in robust standard deviations (default:
-    #: the top-level ``threshold``); higher is quieter
+    #: the top-level ``threshold``); higher is quieter, lower alerts on smaller changes
     threshold: float | None = Field(default=None, gt=0)
     #: smallest relative change worth an alert (0.2 = 20 %), on top of the statistical test
     min_change: float = Field(default=0.0, ge=0)

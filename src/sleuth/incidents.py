@@ -236,8 +236,6 @@ def _find(cube: Cube, scores: Scores, series: np.ndarray, flags: np.ndarray,
         metric = cube.metrics[cube.keys.metric.iat[i]]
         signs = np.sign(np.nan_to_num(scores.z[i]))
         f = flags[i].copy()
-        if metric.threshold is not None:  # this metric's own sensitivity, relative to the default
-            f &= _evidence(scores.anomaly_score[i]) >= metric.threshold / cube.config.threshold
         if metric.direction == "up":
             f &= signs > 0
         elif metric.direction == "down":

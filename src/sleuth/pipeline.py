@@ -105,6 +105,13 @@ def expected_refs(cube: Cube, patterns: list[dict]) -> np.ndarray | None:
     return refs
 
 
+def _threshold_factor(cube: Cube) -> np.ndarray | None:
+    """Each series' metric ``threshold`` over the default one (None when no metric sets one)."""
+    default = cube.config.threshold
+    own = np.array([cube.metrics[m].threshold or default for m in cube.keys.metric], dtype=float)
+    return None if (own == default).all() else own / default
+
+
 def batch_of(cube: Cube, expected: list[dict] | None = None) -> SeriesBatch:
     kind = np.array(["ratio" if cube.metrics[m].is_ratio else "count" for m in cube.keys.metric])
     cfg = cube.config
@@ -114,6 +121,7 @@ def batch_of(cube: Cube, expected: list[dict] | None = None) -> SeriesBatch:
                        day=24 if cfg.granularity == "1h" else 1, holiday=holiday, parent=cube.parents(),
                        holiday_ref=None if names is None else holiday_reference(cube.buckets, names),
                        expected_ref=expected_refs(cube, expected or []),
+                       threshold_factor=_threshold_factor(cube),
                        clock=local_clock(cube.buckets, cfg.timezone) if cfg.granularity == "1h" else None)
 
 

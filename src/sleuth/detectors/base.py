@@ -35,6 +35,9 @@ class SeriesBatch:
     # [S, T] int: for a bucket at the same hours as a window people labelled expected (in a
     # later week), that window's bucket (-1 elsewhere): the change is expected to recur
     expected_ref: np.ndarray | None = None
+    # [S] float: each series' own sensitivity, as a factor on the detector's threshold (a metric's
+    # ``threshold`` over the default); its whole band, calibration included, scales with it
+    threshold_factor: np.ndarray | None = None
 
 
 @dataclass

@@ -171,6 +171,8 @@ class ForecastDetector(ABC):
         d = np.where(np.isfinite(z), r, 0.0)
         v = np.where(np.isfinite(z), sigma**2, 0.0)
         thr = np.full((S, end), self.threshold)
+        if batch.threshold_factor is not None:  # a metric's own sensitivity
+            thr = thr * batch.threshold_factor[:, None]
         if batch.holiday is not None:
             hol = np.broadcast_to(batch.holiday, (S, T))[:, :end]
             thr = np.where(hol, thr * self.holiday_widen, thr)

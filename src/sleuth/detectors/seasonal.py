@@ -65,7 +65,8 @@ def _subset(batch: SeriesBatch, rows: np.ndarray) -> SeriesBatch:
     return SeriesBatch(value=batch.value[rows], weight=batch.weight[rows], kind=batch.kind[rows],
                        season=batch.season, day=batch.day, holiday=holiday, parent=parent,
                        clock=batch.clock, holiday_ref=batch.holiday_ref,
-                       expected_ref=None if batch.expected_ref is None else batch.expected_ref[rows])
+                       expected_ref=None if batch.expected_ref is None else batch.expected_ref[rows],
+                       threshold_factor=None if batch.threshold_factor is None else batch.threshold_factor[rows])
 
 
 def _nanmedian0(a: np.ndarray, n_ok: np.ndarray) -> np.ndarray:
@@ -405,21 +406,23 @@ class RobustSeasonal:
         stack = np.stack(zs)
         # calibrate: heavy-tailed series (revenue) alert past their own usual extremes, not just 4 sigma
         hist = stack if exclude is None else np.where(exclude[None], np.nan, stack)
-        thrs = np.fmax(self.threshold, self.tail_factor * _online_quantile(np.abs(hist), 0.98, start=2.33))
+        usual = _online_quantile(np.abs(hist), 0.98, start=2.33)  # each stream's running q98
+        thrs = np.fmax(self.threshold, self.tail_factor * usual)
         real = batch.kind == "real"
         if real.any():
             # series of unknown nature (no count or rate model): also past their recent extremes,
-            # so a bursty series alerts on a burst larger than its usual ones, not on every burst
-            recent = np.stack([pd.DataFrame(np.abs(zk).T).rolling(batch.season, min_periods=1).max()
-                               .shift(1).to_numpy().T for zk in stack])
-            thrs = np.where(real[None, :, None], np.fmax(thrs, self.recent_factor * np.nan_to_num(recent)), thrs)
+            # so a bursty series alerts on a burst larger than its usual ones, not on every burst,
             # and further past their usual extremes: their noise model is only a guess, so their
             # tails are heavier than a count's or a rate's
-            extreme = _online_quantile(np.abs(hist[:, real]), 0.98, start=2.33)
-            thrs[:, real] = np.fmax(thrs[:, real], self.real_tail_factor * extreme)
+            recent = np.stack([pd.DataFrame(np.abs(zk).T).rolling(batch.season, min_periods=1).max()
+                               .shift(1).to_numpy().T for zk in stack[:, real]])
+            thrs[:, real] = np.fmax.reduce([thrs[:, real], self.recent_factor * np.nan_to_num(recent),
+                                            self.real_tail_factor * usual[:, real]])
         if batch.holiday is not None:  # holidays whose effect could not be learned: widen the band
             widen = np.broadcast_to(batch.holiday, thrs.shape[1:]) & ~learned_holiday
             thrs = np.where(widen[None], thrs * self.holiday_widen, thrs)
+        if batch.threshold_factor is not None:  # a metric's own sensitivity
+            thrs = thrs * batch.threshold_factor[None, :, None]
         thr = thrs[0]
         evidence = np.abs(z) / thr
         sign, leaning = np.sign(z), np.abs(z) >= 1.0
