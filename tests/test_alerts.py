@@ -405,11 +405,9 @@ def test_bad_store_urls_and_quiet_hours_are_one_line_errors(tmp_path):
 def test_linked_incidents_are_grouped_and_urls_redacted():
     t = pd.Timestamp("2026-01-01")
     h = pd.Timedelta(hours=1)
-    incs = [{"property": "web", "start_at": t, "end_at": t + 3 * h, "key": "a"},
-            {"property": "app", "start_at": t + h, "end_at": t + 2 * h, "key": "b"},
-            {"property": "web", "start_at": t + 2 * h, "end_at": t + 5 * h, "key": "c"},
-            {"property": "web", "start_at": t + 4 * h, "end_at": t + 6 * h, "key": "d"},
-            {"property": "web", "start_at": t + 6 * h, "end_at": t + 7 * h, "key": "e"}]
+    links = {"a": ["c", "d"], "b": [], "c": ["a", "d"], "d": ["a", "c"], "e": []}
+    incs = [{"property": "web", "start_at": t + k * h, "end_at": t + (k + 2) * h, "key": key,
+             "data": {"id": key, "linked": links[key]}} for k, key in enumerate("abcde")]
     assert [[i["key"] for i in g] for g in group_linked(incs)] == [["a", "c", "d"], ["b"], ["e"]]
     assert redact_url("slack://T000/B000/XXXX").startswith("slack:///…#")
     assert redact_url("json://u:pw@10.0.0.1:8080/hook/tok?x=1").startswith("json://10.0.0.1:8080/…#")

@@ -86,6 +86,10 @@ def incident_id(property: str, metric: str, segment: dict[str, str], start: str)
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
+#: severities, least to most severe
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
 def severity_of(rel_change: float, peak_z: float) -> str:
     r = abs(rel_change) if np.isfinite(rel_change) else 0.0
     if r >= 0.5 or peak_z >= 12:

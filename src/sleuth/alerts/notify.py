@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..config import NotifyRoute
 from ..errors import ConfigError
-from .store import SEVERITY_RANK
+from ..incidents import SEVERITY_RANK
 
 logging.getLogger("apprise").addHandler(logging.NullHandler())
 logging.getLogger("apprise").propagate = False
@@ -73,13 +73,9 @@ def channels(routes: list[NotifyRoute]) -> list[Channel]:
 
 
 def group_linked(incs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """One message per group of linked incidents.
-
-    Incidents detected together carry the link step's groups (``linked``: the ids of the others,
-    see :mod:`sleuth.explain.links`); those join by them. Incidents stored without that join
-    when they are of one property and their windows overlap (chained). ``incs`` must be sorted
-    by start; each group keeps that order.
-    """
+    """One message per group of linked incidents: the link step's groups (each incident's
+    ``linked`` lists the ids of the others, see :mod:`sleuth.explain.links`). ``incs`` must be
+    sorted by start; groups come in the order of their first incident and keep that order."""
     parent = list(range(len(incs)))
 
     def root(k: int) -> int:
@@ -88,23 +84,12 @@ def group_linked(incs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
             k = parent[k]
         return k
 
-    ids = {(inc.get("data") or {}).get("id"): k for k, inc in enumerate(incs)}
-    open_until: dict[str, tuple[Any, int]] = {}
+    ids = {inc["data"]["id"]: k for k, inc in enumerate(incs)}
     for k, inc in enumerate(incs):
-        data = inc.get("data") or {}
-        if "linked" in data:
-            for other in data["linked"]:
-                if other in ids:
-                    parent[root(ids[other])] = root(k)
-            continue
-        prop = inc["property"]
-        last = open_until.get(prop)
-        if last is not None and inc["start_at"] < last[0]:
-            parent[root(k)] = root(last[1])
-            open_until[prop] = (max(last[0], inc["end_at"]), last[1])
-        else:
-            open_until[prop] = (inc["end_at"], k)
-    groups: dict[int, list[dict]] = {}  # in order of each group's first incident
+        for other in inc["data"].get("linked", []):
+            if other in ids:
+                parent[root(ids[other])] = root(k)
+    groups: dict[int, list[dict]] = {}
     for k, inc in enumerate(incs):
         groups.setdefault(root(k), []).append(inc)
     return list(groups.values())

@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from ..errors import InputError, SleuthError
+from ..incidents import SEVERITY_RANK
 
 DEFAULT_STORE = "sqlite:///.sleuth/sleuth.db"
 STATES = ("open", "acknowledged", "resolved", "auto_closed")
 LABELS = ("confirmed", "expected", "false_alarm", "mute")
-SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 
 metadata = sa.MetaData()
 

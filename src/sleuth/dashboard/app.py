@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from sleuth.alerts import open_store
-from sleuth.alerts.store import LABELS, SEVERITY_RANK, STATES
+from sleuth.alerts.store import LABELS, STATES
+from sleuth.incidents import SEVERITY_RANK
 from sleuth.dashboard import data as d
 from sleuth.dashboard.source import Settings
 from sleuth.pipeline import detect

@@ -468,10 +468,11 @@ class RobustSeasonal:
         with np.errstate(invalid="ignore", divide="ignore"):
             # counts: y_seg / y_parent; ratios: (num_seg/den_seg) / (num_par/den_par)
             top = same_hour_sum(num[seg])
-            bottom = same_hour_sum(num[par])
+            parents, each = np.unique(par, return_inverse=True)  # a total's sums once, not per segment
+            bottom = same_hour_sum(num[parents])[each]
             share = top / bottom
             rate_seg = top / same_hour_sum(w[seg])
-            rate_par = bottom / same_hour_sum(w[par])
+            rate_par = bottom / same_hour_sum(w[parents])[each]
             relative = np.where(is_ratio[:, None], rate_seg / rate_par, share)
             borrowed = expected[par] * relative
         enough = np.isfinite(borrowed) & (np.arange(history.shape[1]) >= lags[-1])[None, :]

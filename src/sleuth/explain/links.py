@@ -14,13 +14,12 @@ from itertools import combinations
 import networkx as nx
 import pandas as pd
 
-from ..incidents import Incident
+from ..incidents import SEVERITY_RANK, Incident
 
 #: an incident pair needs at least this link weight to be joined
 MIN_WEIGHT = 0.3
 #: extra weight when both name the same root-cause segment
 SHARED_CAUSE = 0.5
-SEVERITY_RANK = {"high": 3, "medium": 2, "low": 1}
 
 
 def _causes(inc: Incident) -> set[tuple]:
@@ -57,7 +56,7 @@ def link_incidents(incidents: list[Incident], step: pd.Timedelta) -> list[list[I
     groups = []
     for community in nx.community.louvain_communities(graph, weight="weight", seed=0):
         members = sorted((incidents[k] for k in community),
-                         key=lambda x: (-SEVERITY_RANK.get(x.severity, 0), -abs(x.change or 0), x.id))
+                         key=lambda x: (-SEVERITY_RANK[x.severity], -abs(x.change or 0), x.id))
         for inc in members:
             inc.linked = sorted(m.id for m in members if m.id != inc.id)
         groups.append(members)
