@@ -181,7 +181,8 @@ def demo(
     history = get_detector(detector).min_history(result.config.season)
     weeks_scored = max((len(result.cube.buckets) - history) / result.config.season, 1e-9)
     out.print(
-        f"[bold]{evaluation['found']}/{evaluation['total']}[/] injected incidents found; "
+        f"[bold]{evaluation['found']}/{evaluation['total']}[/] injected incidents found, "
+        f"[bold]{evaluation['explained']}/{evaluation['total']}[/] explained by at least one method; "
         f"{evaluation['related']} more incidents on linked metrics during them; "
         f"[bold]{evaluation['false_alarms']}[/] false alarms ({evaluation['false_alarms'] / weeks_scored:.1f} per week "
         f"over {weeks_scored:.1f} weeks scored); {elapsed:.1f} s in all."
@@ -272,6 +273,8 @@ def explain(
         for i in linked:
             seg = ", ".join(f"{k}={v}" for k, v in i.segment.items()) or "all"
             out.print(f"  {i.id}  {i.metric} ({i.property}, {seg}) {i.direction} {(i.change or 0):+.0%}, {i.start} to {i.end}")
+            why = inc.link_evidence.get(i.id)
+            out.print(f"      why: {'; '.join(why)}" if why else "      why: through others in the group")
     if method in ("all", "paths"):
         _print_paths(inc)
     if method in ("paths", "links"):
@@ -392,6 +395,37 @@ def bench_rca(path: Path = typer.Argument(Path("../shared/bench/rca/rs"), help="
         return
     out.print(f"{path}: F1 {res['f1']:.3f} (TP {res['tp']}, FP {res['fp']}, FN {res['fn']}) "
               f"over {res['cases']} cases in {res['seconds']:.2f} s")
+
+
+@bench_app.command("panomaly")
+def bench_panomaly(path: Path = typer.Argument(Path("../shared/data/lazylantern-panomaly"),
+                                               help="Panomaly sample folder (the five CSVs and reference/)"),
+                   demo: bool = typer.Option(True, "--demo/--no-demo", help="also compare linking on the demo shop"),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """Linked anomalies: reproduce Panomaly's reference outputs, then compare alerts on the demo shop."""
+    from .bench.panomaly import demo_linking, run_panomaly
+
+    res = run_panomaly(path)
+    if demo:
+        res["demo"] = demo_linking()
+    if _emit_json(res, as_json):
+        return
+    for c in res["faithful"]:
+        verdict = "[green]matches[/]" if not c["mismatches"] and c["report_matches"] else "[red]differs[/]"
+        out.print(f"Panomaly reference {c['variant']} {c['window']}:00: {c['anomalies']} anomalies, {c['rows']} links, "
+                  f"{len(c['mismatches'])} values differ, report of {c['report_rows']} rows {verdict}")
+        for m in c["mismatches"][:5]:
+            out.print(f"  {m}")
+    for s in res["sleuth"]:
+        out.print(f"sleuth's mode {s['window']}:00: {s['anomalies']} anomalies -> {s['alerts']} alerts "
+                  f"({s['saved']:.0%} fewer), {s['links']} links; groups {s['groups']}")
+    if demo:
+        d = res["demo"]
+        out.print(f"Demo shop: {d['incidents']} incidents during {d['injected']} injected ones -> alerts: "
+                  f"no linking {d['no_linking']}, Panomaly original {d['panomaly_original']}, Panomaly in "
+                  f"sleuth's mode {d['panomaly_sleuth_mode']}, sleuth {d['sleuth']} "
+                  f"({1 - d['sleuth'] / max(d['incidents'], 1):.0%} fewer); groups mixing incidents: {d['sleuth_mixed_groups']}")
+    out.print(f"{res['seconds']:.1f} s for the reference checks")
 
 
 DEMO_CONFIG = """\

@@ -50,7 +50,8 @@ def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: s
 
 def truth_table(evaluation: dict[str, Any], truth: list[Any]) -> Table:
     table = Table(title="Injected incidents vs what sleuth found", title_justify="left")
-    for col in ("injected incident", "when (UTC)", "found", "metrics flagged", "delay", "root cause named"):
+    for col in ("injected incident", "when (UTC)", "found", "metrics flagged", "delay", "root cause named",
+                "explained by"):
         table.add_column(col)
     for t, r in zip(truth, evaluation["per_incident"]):
         seg = ", ".join(f"{k}={v}" for k, v in t.segment.items())
@@ -59,7 +60,8 @@ def truth_table(evaluation: dict[str, Any], truth: list[Any]) -> Table:
         found = "[green]yes[/]" if r["found"] else "[red]no[/]"
         delay = "-" if r["delay_hours"] is None else f"{r['delay_hours']:+.0f} h"
         rc = {True: "[green]yes[/]", False: "[red]no[/]", None: "n/a (site-wide)"}[r["root_cause_ok"]]
-        table.add_row(name, when, found, ", ".join(r["metrics_found"]) or "-", delay, rc)
+        table.add_row(name, when, found, ", ".join(r["metrics_found"]) or "-", delay, rc,
+                      ", ".join(r["explained_by"]) or "[red]none[/]")
     return table
 
 
