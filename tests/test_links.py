@@ -92,3 +92,16 @@ def test_a_partial_overlap_links_only_with_evidence_and_says_why():
     assert list(network) == [frozenset({"c", "d"})] and "event network: add_to_cart ~ search" in network[frozenset({"c", "d"})]
     link_incidents([a, unrelated, cart], H, METRICS, network)
     assert unrelated.linked == ["d"] and any(r.startswith("event network") for r in unrelated.link_evidence["d"])
+
+
+def test_the_alert_says_why_incidents_were_sent_together():
+    from sleuth.alerts.notify import message
+
+    a = inc("a", "orders", "2026-01-01 10:00", 4, severity="high")
+    b = inc("b", "revenue", "2026-01-01 10:00", 4)
+    link_incidents([a, b], H, METRICS)
+    rows = [{"property": "web", "severity": i.severity, "key": i.id, "revision": 1, "state": "open",
+             "start_at": i.start_time(), "end_at": i.end_time(), "data": i.to_dict()} for i in (a, b)]
+    title, body, _ = message(rows)
+    assert title.endswith("(+1 linked)")
+    assert "linked because: windows overlap 100%; metric tree: both built from purchase" in body
