@@ -105,3 +105,21 @@ def test_the_alert_says_why_incidents_were_sent_together():
     title, body, _ = message(rows)
     assert title.endswith("(+1 linked)")
     assert "linked because: windows overlap 100%; metric tree: both built from purchase" in body
+
+
+def test_the_grouped_report_has_one_row_per_alert_with_what_joined_it():
+    from rich.console import Console
+
+    from sleuth.report import groups_table
+
+    a = inc("a", "orders", "2026-01-01 10:00", 4, severity="high")
+    b = inc("b", "revenue", "2026-01-01 10:00", 4, cause={"os": "iOS"})
+    c = inc("c", "sessions", "2026-01-02 10:00", 2)
+    link_incidents([a, b, c], H, METRICS)
+    console = Console(record=True, width=200)
+    console.print(groups_table([a, b, c]))
+    text = console.export_text()
+    rows = [line for line in text.splitlines() if "orders" in line or "sessions" in line]
+    assert len(rows) == 2  # two alerts: orders with revenue, sessions alone
+    assert "revenue" in rows[0] and "time, metric tree" in rows[0]
+    assert rows[1].count("-") >= 1 and "revenue" not in rows[1]

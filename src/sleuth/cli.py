@@ -63,7 +63,7 @@ def detect(
 ) -> None:
     """Detect anomalies in every metric and explain them."""
     from .pipeline import detect as run_detect
-    from .report import incidents_table, print_notes
+    from .report import groups_table, incidents_table, print_notes
 
     with stages(not as_json) as say:
         result = run_detect(source, config, since=since, until=until, detector=detector, progress=say)
@@ -73,6 +73,8 @@ def detect(
         return
     ratios = {m for m, spec in result.cube.metrics.items() if spec.is_ratio}
     out.print(incidents_table(result.incidents, ratios, title=f"{len(result.incidents)} incidents in {result.events.source}"))
+    if result.incidents:
+        out.print(groups_table(result.incidents))
     print_notes(err, result.notes)
 
 
