@@ -173,6 +173,12 @@ def test_linked_anomalies_are_drawn_as_a_network(shop):
     nodes = fig.data[-1]
     assert list(nodes.hovertext) == [inc.id] + [i.id for i in det.incidents if i.id in inc.linked]
     assert len(fig.data) - 1 >= len(inc.linked)  # at least a spanning set of edges
+    # each edge says why on hover, and the table lists every linked incident with its reason
+    assert all(t.hovertext and "windows overlap" in t.hovertext for t in fig.data[:-1])
+    frame = d.link_frame(det, inc)
+    assert sorted(frame["incident"]) == sorted(inc.linked)
+    direct = frame[frame["incident"].isin(inc.link_evidence)]
+    assert len(direct) >= 1 and direct["why"].str.startswith("windows overlap").all()
     alone = next((i for i in det.incidents if not i.linked), None)
     if alone is not None:
         assert d.linked_figure(det, alone) is None

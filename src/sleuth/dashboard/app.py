@@ -138,11 +138,7 @@ def incident_page(det, settings: Settings) -> None:
     else:
         st.write("No other property to compare with.")
     st.subheader("Linked anomalies")
-    graph = d.linked_figure(det, inc)
-    if graph is None:
-        st.write("None: this incident stands alone.")
-    else:
-        st.plotly_chart(graph, width="stretch")
+    chart_and_table(d.linked_figure(det, inc), d.link_frame(det, inc), "None: this incident stands alone.")
     st.subheader("Classifier view")
     view = classifier_view(settings.source, settings.config, inc.id)
     st.write(d.classifier_summary(view))

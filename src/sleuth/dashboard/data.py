@@ -312,6 +312,15 @@ def linked_figure(det: Detection, inc: Incident) -> go.Figure | None:
     return fig
 
 
+def link_frame(det: Detection, inc: Incident) -> pd.DataFrame:
+    """The incidents sent in one alert with this one, and why each is linked to it directly
+    (an empty reason: linked through others in the group)."""
+    rows = [{"incident": i.id, "metric": metric_label(i.metric), "segment": _segment_text(i.segment),
+             "change": i.change, "why": "; ".join(inc.link_evidence.get(i.id, [])) or "through others in the group"}
+            for i in det.incidents if i.id in inc.linked]
+    return pd.DataFrame(rows, columns=["incident", "metric", "segment", "change", "why"])
+
+
 def peer_frame(inc: Incident) -> pd.DataFrame:
     """Whether the other properties moved too in the same window (relative change each)."""
     return pd.DataFrame([{"property": p, "change": c} for p, c in inc.peers.items()], columns=["property", "change"])
