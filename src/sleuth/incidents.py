@@ -64,6 +64,9 @@ class Incident:
     #: the classifier view (explain/classifier.py): verdict, auc, recall, causes, features; filled on
     #: demand only (`sleuth explain --method classifier`, the dashboard), as it takes seconds
     classifier: dict[str, Any] = field(default_factory=dict)
+    #: the event whose next steps changed most (explain/paths.py): event, distance (total
+    #: variation, 0..1), moves out of it, moved (moves that went elsewhere), q; {} when none did
+    disrupted_event: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
