@@ -8,7 +8,7 @@ import pytest
 
 from sleuth.bench.rootanom import (chain_original, chain_overlaps, compare_chaining, faithful_change,
                                    faithful_matrix, faithful_ranking, last_row_bug, overlap_hours,
-                                   read_anomalies, run_chaining, shop_comparison)
+                                   read_anomalies, run_chaining, shop_comparison, shop_summary)
 from sleuth.errors import InputError
 
 # (source, start, end): intervals once rounded (floor start, ceil end) noted on the right
@@ -131,3 +131,8 @@ def test_on_a_small_shop_sleuth_names_the_funnel_break_and_the_original_does_not
     assert original["interleaved_share"] > 0.8
     quiet = [m for c in res["cases"] if not c["incident"] for name, m in c["methods"].items() if name.startswith("sleuth")]
     assert quiet and all(m["disruptions"] == 0 for m in quiet)
+    summary = shop_summary([res, res])  # tallies per method over every run's windows
+    assert summary["sleuth (web, 4 baseline weeks)"]["incident_windows"] == 4
+    assert summary["sleuth (web, 4 baseline weeks)"]["incident_step"] >= 2  # the funnel break, twice
+    assert summary["sleuth (web, 4 baseline weeks)"]["normal_with_disruptions"] == 0
+    assert summary["original (all events, as it ran)"]["incident_step"] == 0
