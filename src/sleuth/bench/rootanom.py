@@ -56,9 +56,12 @@ def read_anomalies(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
     try:
         start, end = pd.to_datetime(df["start_anomaly"]), pd.to_datetime(df["end_anomaly"])
+        source = pd.to_numeric(df["source_name"]).astype(int)
     except (ValueError, TypeError) as e:
-        raise InputError(f"{path}: start_anomaly/end_anomaly must be timestamps ({e})") from None
-    return df.reset_index(drop=True).assign(start_r=start.dt.floor("h").to_numpy(),
+        raise InputError(f"{path}: start_anomaly/end_anomaly must be timestamps and source_name an integer ({e})") from None
+    if start.isna().any() or end.isna().any():
+        raise InputError(f"{path}: {int((start.isna() | end.isna()).sum())} row(s) without start_anomaly or end_anomaly")
+    return df.reset_index(drop=True).assign(source_name=source.to_numpy(), start_r=start.dt.floor("h").to_numpy(),
                                             end_r=end.dt.ceil("h").to_numpy())
 
 
@@ -149,7 +152,8 @@ def compare_chaining(a: pd.DataFrame, org: str) -> list[dict[str, Any]]:
         win = _windows(a, rows, faithful)
         for (o, s, num), (lo, hi) in REFERENCE_WINDOW.items():
             if (o, s) == key:
-                ref_ok = bool(ref_ok) and (win.loc[num, "start"], win.loc[num, "end"]) == (pd.Timestamp(lo), pd.Timestamp(hi))
+                ref_ok = bool(ref_ok) and num in win.index and (
+                    (win.loc[num, "start"], win.loc[num, "end"]) == (pd.Timestamp(lo), pd.Timestamp(hi)))
         ours_sizes = pd.Series(ours[rows]).value_counts()
         net = set(_changed(faithful, ours, rows))
         by_step = {why: _changed(b, c, rows) for why, b, c in zip(reasons, steps, steps[1:])}
@@ -248,8 +252,9 @@ WEEK = pd.Timedelta(weeks=1)
 
 
 def _stream(df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, property: str | None) -> pd.DataFrame:
-    """The original's window of a time-ordered events frame: ``[start, end + 1 h)`` (2.4)."""
-    keep = (df["timestamp"] >= start) & (df["timestamp"] < end + HOUR)
+    """The original's window of a time-ordered events frame: ``[start, end + 1 h)`` (2.4), rows
+    without a user dropped (2.2)."""
+    keep = (df["timestamp"] >= start) & (df["timestamp"] < end + HOUR) & df["user_id"].notna()
     if property is not None:
         keep &= df["property"] == property
     return df.loc[keep, ["event", "user_id"]]
