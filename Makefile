@@ -35,6 +35,7 @@ bench: install
 	@if [ -d $(SHARED)/ms-cloud-monitoring ]; then $(BIN)/sleuth bench cloud $(SHARED)/ms-cloud-monitoring; else echo "cloud-monitoring data not present: skipped"; fi
 	@if [ -d $(SHARED)/rca/rs ]; then $(BIN)/sleuth bench rca $(SHARED)/rca/rs; else echo "RS root-cause cases not present: skipped"; fi
 	$(BIN)/sleuth bench rootanom $(DATA)/lazylantern-root-anom
+	@if [ -d $(SHARED)/../data/lazylantern-panomaly ]; then $(BIN)/sleuth bench panomaly $(SHARED)/../data/lazylantern-panomaly; else echo "Panomaly sample data not present: skipped"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

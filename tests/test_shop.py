@@ -290,16 +290,18 @@ def test_evaluate_counts_hits_and_false_alarms():
     assert (result["found"], result["total"], result["false_alarms"], result["related"]) == (3, 3, 2, 1)
     assert result["false_alarm_list"] == detected[5:]
     bots, outage, glitch = result["per_incident"]
-    assert bots == {"kind": "bot_flood", "found": True,
+    assert bots == {"kind": "bot_flood", "found": True, "explained_by": ["segments"],
                     "metrics_found": ["conversion_rate", "sessions"],
                     "first_detection": "2026-04-01T11:00:00Z", "delay_hours": 1.0,
                     "root_cause_ok": True}
     assert outage["delay_hours"] == -3.0 and outage["root_cause_ok"] is None
-    assert glitch["found"] and glitch["root_cause_ok"] is False
+    assert outage["explained_by"] == ["segments"]  # no root cause listed: called site-wide, rightly
+    assert glitch["found"] and glitch["root_cause_ok"] is False and glitch["explained_by"] == []
+    assert result["explained"] == 2
 
     result = evaluate(detected, make_truth(), slack_hours=0)
     assert result["found"] == 2 and result["false_alarms"] == 3 and result["related"] == 1
-    assert result["per_incident"][1] == {"kind": "tracking_outage", "found": False,
+    assert result["per_incident"][1] == {"kind": "tracking_outage", "found": False, "explained_by": [],
                                          "metrics_found": [], "first_detection": None,
                                          "delay_hours": None, "root_cause_ok": None}
 
@@ -308,7 +310,22 @@ def test_evaluate_counts_hits_and_false_alarms():
     ids = [dict(d, id=f"d{k}", linked=[]) for k, d in enumerate(detected)]
     for k, others in {0: ["d1", "d4"], 1: ["d0", "d4"], 4: ["d0", "d1"]}.items():
         ids[k]["linked"] = others
-    assert evaluate(ids, make_truth())["alerts"] == {"detections": 5, "alerts": 3, "saved": 0.4}
+    linked = evaluate(ids, make_truth())
+    assert linked["alerts"] == {"detections": 5, "alerts": 3, "saved": 0.4}
+    # the bot flood's three metrics now go out as one alert: the link step explains it too
+    assert linked["per_incident"][0]["explained_by"] == ["segments", "links"]
+
+
+def test_evaluate_credits_the_path_method_for_a_broken_funnel_step():
+    start, end = pd.Timestamp("2026-04-01 10:00"), pd.Timestamp("2026-04-01 14:00")
+    truth = [InjectedIncident("funnel_break", "web", start, end, {}, {"orders": "down"})]
+    hit = {"metric": "orders", "property": "web", "start": "2026-04-01T10:00:00Z", "end": "2026-04-01T14:00:00Z",
+           "root_causes": [{"segment": {"os": "iOS"}}]}
+    broke = dict(hit, transitions=[{"from": "begin_checkout", "to": "purchase", "baseline": 0.6, "during": 0.05}])
+    rose = dict(hit, transitions=[{"from": "begin_checkout", "to": "purchase", "baseline": 0.6, "during": 0.7}])
+    assert evaluate([hit], truth)["per_incident"][0]["explained_by"] == []
+    assert evaluate([rose], truth)["per_incident"][0]["explained_by"] == []
+    assert evaluate([broke], truth)["per_incident"][0]["explained_by"] == ["paths"]
 
 
 def test_evaluate_empty_and_direction():

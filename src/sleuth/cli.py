@@ -63,7 +63,7 @@ def detect(
 ) -> None:
     """Detect anomalies in every metric and explain them."""
     from .pipeline import detect as run_detect
-    from .report import incidents_table, print_notes
+    from .report import groups_table, incidents_table, print_notes
 
     with stages(not as_json) as say:
         result = run_detect(source, config, since=since, until=until, detector=detector, progress=say)
@@ -73,6 +73,8 @@ def detect(
         return
     ratios = {m for m, spec in result.cube.metrics.items() if spec.is_ratio}
     out.print(incidents_table(result.incidents, ratios, title=f"{len(result.incidents)} incidents in {result.events.source}"))
+    if result.incidents:
+        out.print(groups_table(result.incidents))
     print_notes(err, result.notes)
 
 
@@ -181,7 +183,8 @@ def demo(
     history = get_detector(detector).min_history(result.config.season)
     weeks_scored = max((len(result.cube.buckets) - history) / result.config.season, 1e-9)
     out.print(
-        f"[bold]{evaluation['found']}/{evaluation['total']}[/] injected incidents found; "
+        f"[bold]{evaluation['found']}/{evaluation['total']}[/] injected incidents found, "
+        f"[bold]{evaluation['explained']}/{evaluation['total']}[/] explained by at least one method; "
         f"{evaluation['related']} more incidents on linked metrics during them; "
         f"[bold]{evaluation['false_alarms']}[/] false alarms ({evaluation['false_alarms'] / weeks_scored:.1f} per week "
         f"over {weeks_scored:.1f} weeks scored); {elapsed:.1f} s in all."
@@ -272,6 +275,8 @@ def explain(
         for i in linked:
             seg = ", ".join(f"{k}={v}" for k, v in i.segment.items()) or "all"
             out.print(f"  {i.id}  {i.metric} ({i.property}, {seg}) {i.direction} {(i.change or 0):+.0%}, {i.start} to {i.end}")
+            why = inc.link_evidence.get(i.id)
+            out.print(f"      why: {'; '.join(why)}" if why else "      why: through others in the group")
     if method in ("all", "paths"):
         _print_paths(inc)
     if method in ("paths", "links"):
@@ -482,6 +487,35 @@ def _print_matrix_comparison(res: dict) -> None:
               f"Disruptions: the original, cells with |D| > 0.1 (it has no test); sleuth, transitions with q < 0.01. "
               f"In the original's interleaved stream {min(share):.0%} to {max(share):.0%} of adjacent rows are two "
               "different users, so it counts almost no real move and most rows become self-loops.")
+@bench_app.command("panomaly")
+def bench_panomaly(path: Path = typer.Argument(Path("../shared/data/lazylantern-panomaly"),
+                                               help="Panomaly sample folder (the five CSVs and reference/)"),
+                   demo: bool = typer.Option(True, "--demo/--no-demo", help="also compare linking on the demo shop"),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """Linked anomalies: reproduce Panomaly's reference outputs, then compare alerts on the demo shop."""
+    from .bench.panomaly import demo_linking, run_panomaly
+
+    res = run_panomaly(path)
+    if demo:
+        res["demo"] = demo_linking()
+    if _emit_json(res, as_json):
+        return
+    for c in res["faithful"]:
+        verdict = "[green]matches[/]" if not c["mismatches"] and c["report_matches"] else "[red]differs[/]"
+        out.print(f"Panomaly reference {c['variant']} {c['window']}:00: {c['anomalies']} anomalies, {c['rows']} links, "
+                  f"{len(c['mismatches'])} values differ, report of {c['report_rows']} rows {verdict}")
+        for m in c["mismatches"][:5]:
+            out.print(f"  {m}")
+    for s in res["sleuth"]:
+        out.print(f"sleuth's mode {s['window']}:00: {s['anomalies']} anomalies -> {s['alerts']} alerts "
+                  f"({s['saved']:.0%} fewer), {s['links']} links; groups {s['groups']}")
+    if demo:
+        d = res["demo"]
+        out.print(f"Demo shop: {d['incidents']} incidents during {d['injected']} injected ones -> alerts: "
+                  f"no linking {d['no_linking']}, Panomaly original {d['panomaly_original']}, Panomaly in "
+                  f"sleuth's mode {d['panomaly_sleuth_mode']}, sleuth {d['sleuth']} "
+                  f"({1 - d['sleuth'] / max(d['incidents'], 1):.0%} fewer); groups mixing incidents: {d['sleuth_mixed_groups']}")
+    out.print(f"{res['seconds']:.1f} s for the reference checks")
 
 
 DEMO_CONFIG = """\

@@ -67,6 +67,9 @@ class Incident:
     #: the event whose next steps changed most (explain/paths.py): event, distance (total
     #: variation, 0..1), moves out of it, moved (moves that went elsewhere), q; {} when none did
     disrupted_event: dict[str, Any] = field(default_factory=dict)
+    #: for each incident this one is directly linked to: why (time overlap, shared root cause,
+    #: metric tree, event network)
+    link_evidence: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

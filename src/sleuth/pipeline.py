@@ -12,8 +12,8 @@ from .calendar import holiday_names, holiday_reference, local_clock
 from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
-from .explain.links import link_incidents
-from .explain.paths import disrupted_event_for, path_change, transitions_for
+from .explain.links import event_network_links, link_incidents
+from .explain.paths import disrupted_event_for, path_change, transition_counts, transitions_for
 from .explain.segments import explain_incident, peer_changes
 from .incidents import Incident, find_incidents, incidents_frame
 from .ingest import Events, load_events
@@ -184,7 +184,11 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
         inc.transitions, inc.disrupted_event = paths[key]
         if cfg.holidays:
             inc.holiday = holiday_names(pd.DatetimeIndex([inc.start_time()]), cfg.holidays, cfg.timezone)[0]
-    link_incidents(incidents, pd.Timedelta(cfg.step))
+    step = pd.Timedelta(cfg.step)
+    network = event_network_links(
+        incidents, cube.metrics, step,
+        lambda prop, start, end: transition_counts(events, {"w": (start, end)}, prop))
+    link_incidents(incidents, step, cube.metrics, network)
     notes = [*events.notes, *cube.notes, *_history_notes(cube, det), *_choice_notes(det)]
     return Detection(incidents=incidents, cube=cube, scores=scores, events=events, config=cfg, notes=notes)
 

@@ -7,7 +7,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from .incidents import Incident
+from .incidents import SEVERITY_RANK, Incident
 
 
 def _fmt(x: float | None, ratio: bool) -> str:
@@ -48,9 +48,43 @@ def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: s
     return table
 
 
+def _evidence_kinds(group: list[Incident]) -> str:
+    """Which kinds of evidence join a group: overlap, root cause, metric tree, event network."""
+    kinds = {"windows overlap": "time", "same root cause": "root cause", "same metric": "metric tree",
+             "metric tree": "metric tree", "event network": "event network"}
+    seen = {label for inc in group for why in inc.link_evidence.values() for reason in why
+            for prefix, label in kinds.items() if reason.startswith(prefix)}
+    return ", ".join(k for k in dict.fromkeys(kinds.values()) if k in seen)
+
+
+def _label(inc: Incident) -> str:
+    seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items())
+    return f"{inc.metric} [{seg}]" if seg else inc.metric
+
+
+def groups_table(incidents: list[Incident], title: str = "Alerts: linked incidents go out together") -> Table:
+    """The grouped report: one row per alert (a group of linked incidents), led by its worst."""
+    table = Table(title=title, title_justify="left")
+    for col in ("when (UTC)", "property", "lead incident", "also", "linked by"):
+        table.add_column(col, overflow="fold")
+    by_id = {i.id: i for i in incidents}
+    seen: set[str] = set()
+    for inc in incidents:
+        if inc.id in seen:
+            continue
+        group = [inc, *(by_id[k] for k in inc.linked if k in by_id)]
+        seen.update(g.id for g in group)
+        group.sort(key=lambda x: (-SEVERITY_RANK[x.severity], -abs(x.change or 0), x.id))
+        lead = group[0]
+        table.add_row(_when(lead), lead.property, f"{_label(lead)} {(lead.change or 0):+.0%}",
+                      ", ".join(sorted({_label(g) for g in group[1:]})) or "-", _evidence_kinds(group) or "-")
+    return table
+
+
 def truth_table(evaluation: dict[str, Any], truth: list[Any]) -> Table:
     table = Table(title="Injected incidents vs what sleuth found", title_justify="left")
-    for col in ("injected incident", "when (UTC)", "found", "metrics flagged", "delay", "root cause named"):
+    for col in ("injected incident", "when (UTC)", "found", "metrics flagged", "delay", "root cause named",
+                "explained by"):
         table.add_column(col)
     for t, r in zip(truth, evaluation["per_incident"]):
         seg = ", ".join(f"{k}={v}" for k, v in t.segment.items())
@@ -59,7 +93,8 @@ def truth_table(evaluation: dict[str, Any], truth: list[Any]) -> Table:
         found = "[green]yes[/]" if r["found"] else "[red]no[/]"
         delay = "-" if r["delay_hours"] is None else f"{r['delay_hours']:+.0f} h"
         rc = {True: "[green]yes[/]", False: "[red]no[/]", None: "n/a (site-wide)"}[r["root_cause_ok"]]
-        table.add_row(name, when, found, ", ".join(r["metrics_found"]) or "-", delay, rc)
+        table.add_row(name, when, found, ", ".join(r["metrics_found"]) or "-", delay, rc,
+                      ", ".join(r["explained_by"]) or "[red]none[/]")
     return table
 
 

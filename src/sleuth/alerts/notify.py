@@ -158,6 +158,9 @@ def message(group: list[dict], link: str | None = None) -> tuple[str, str, str]:
         body += ["", "Linked anomalies in the same hours:"]
         for inc in ordered[1:]:
             body += describe(inc)
+            why = head.get("link_evidence", {}).get(inc["data"].get("id"))
+            if why:
+                body.append(f"  linked because: {'; '.join(why)}")
     if link:
         body += ["", f"Open in the dashboard: {dashboard_link(link, ordered[0]['key'])}"]
     kind = {"high": "failure", "medium": "warning"}.get(ordered[0]["severity"], "info")

@@ -407,9 +407,32 @@ def _root_cause_ok(inc: InjectedIncident, hits: list[dict]) -> bool | None:
                for det in hits for cause in (det.get("root_causes") or [])[:3])
 
 
-def _score(inc: InjectedIncident, hits: list[dict]) -> dict:
+#: the funnel step an incident breaks, which the event-path method should name
+BROKEN_STEP = MappingProxyType({"funnel_break": ("begin_checkout", "purchase"),
+                                "segment_conversion_drop": ("begin_checkout", "purchase")})
+
+
+def _explained_by(inc: InjectedIncident, hits: list[dict], seen: list[dict]) -> list[str]:
+    """The methods that explain ``inc`` correctly: ``segments`` (the root cause names the
+    injected segment, or calls a change with no segment cause site-wide), ``paths`` (a hit's
+    event-path change names the broken step, going down), ``links`` (everything flagged during
+    it, on two or more metrics, goes out as one alert)."""
+    out = []
+    ok = _root_cause_ok(inc, hits)
+    if ok or (ok is None and any(not d.get("root_causes") for d in hits)):
+        out.append("segments")
+    step = BROKEN_STEP.get(inc.kind)
+    if step and any((t.get("from"), t.get("to")) == step and t.get("during", 0) < t.get("baseline", 0)
+                    for d in hits for t in d.get("transitions") or []):
+        out.append("paths")
+    if len({d["metric"] for d in seen}) > 1 and _groups(seen) == 1:
+        out.append("links")
+    return out
+
+
+def _score(inc: InjectedIncident, hits: list[dict], seen: list[dict]) -> dict:
     first = min((_utc(d["start"]) for d in hits), default=None)
-    return {"kind": inc.kind, "found": bool(hits),
+    return {"kind": inc.kind, "found": bool(hits), "explained_by": _explained_by(inc, hits, seen),
             "metrics_found": sorted({d["metric"] for d in hits}),
             "first_detection": _iso(first) if first is not None else None,
             "delay_hours": (first - inc.start) / pd.Timedelta(hours=1) if first is not None else None,
@@ -438,12 +461,13 @@ def evaluate(detected: list[dict], truth: list[InjectedIncident], slack_hours: i
     # incident seen elsewhere (grouping them into one alert is the linking step's job)
     related = [d for d in unmatched if any(_matches(d, inc, slack, False, any_metric=True) for inc in truth)]
     false = [d for d in unmatched if d not in related]
-    per_incident = [_score(inc, h) for inc, h in zip(truth, hits)]
     # what people would receive: one alert per group of linked detections (Contract 3 `linked`)
     seen = [[d for d in detected if _matches(d, inc, slack, False, any_metric=True)] for inc in truth]
+    per_incident = [_score(inc, h, s) for inc, h, s in zip(truth, hits, seen)]
     before = sum(len(x) for x in seen)
     after = sum(_groups(x) for x in seen)
     return {"found": sum(p["found"] for p in per_incident), "total": len(truth),
+            "explained": sum(bool(p["explained_by"]) for p in per_incident),
             "false_alarms": len(false), "related": len(related), "per_incident": per_incident,
             "false_alarm_list": false,
             "alerts": {"detections": before, "alerts": after,

@@ -279,27 +279,25 @@ def path_figure(inc: Incident) -> go.Figure:
 
 
 def linked_figure(det: Detection, inc: Incident) -> go.Figure | None:
-    """The incident and those linked to it as a network: an edge per link, thicker when the
-    windows overlap more or the root cause is shared; None when it stands alone."""
+    """The incident and those linked to it as a network: an edge per direct link, thicker the
+    more evidence it has (overlap, shared root cause, metric tree, event network; hover for
+    which); None when it stands alone."""
     import networkx as nx
-
-    from ..explain.links import MIN_WEIGHT, link_weight
 
     group = [inc] + [i for i in det.incidents if i.id in inc.linked]
     if len(group) < 2:
         return None
-    step = pd.Timedelta(det.config.step)
     graph = nx.Graph()
     graph.add_nodes_from(range(len(group)))
     for a in range(len(group)):
         for b in range(a + 1, len(group)):
-            w = link_weight(group[a], group[b], step)
-            if w >= MIN_WEIGHT:
-                graph.add_edge(a, b, weight=w)
+            why = group[a].link_evidence.get(group[b].id)
+            if why:
+                graph.add_edge(a, b, weight=len(why), why="; ".join(why))
     pos = nx.circular_layout(graph)
-    traces = [go.Scatter(x=[pos[a][0], pos[b][0]], y=[pos[a][1], pos[b][1]], mode="lines", hoverinfo="skip",
-                         line={"width": 1 + 4 * min(w, 1.5), "color": "#bbb"}, showlegend=False)
-              for a, b, w in graph.edges(data="weight")]
+    traces = [go.Scatter(x=[pos[a][0], pos[b][0]], y=[pos[a][1], pos[b][1]], mode="lines", hoverinfo="text",
+                         hovertext=d["why"], line={"width": 1.5 * d["weight"], "color": "#bbb"}, showlegend=False)
+              for a, b, d in graph.edges(data=True)]
     colors = {"high": ANOMALY_COLOR, "medium": "#ff7f0e", "low": "#1f77b4"}
     traces.append(go.Scatter(
         x=[pos[k][0] for k in graph.nodes], y=[pos[k][1] for k in graph.nodes], mode="markers+text",
