@@ -215,6 +215,8 @@ def test_the_funnel_break_is_named_by_its_path_change(demo_run):
     top = during[0]["transitions"][:2]
     assert {(t["from"], t["to"]) for t in top} == {("begin_checkout", "purchase"), ("begin_checkout", "(end)")}
     assert all(t["baseline"] > t["during"] for t in top if t["to"] == "purchase")
+    d = during[0]["disrupted_event"]  # a field added to Contract 3
+    assert d["event"] == "begin_checkout" and d["distance"] > 0.4 and 0 < d["moved"] <= d["moves"]
 
 
 def test_explain_shows_the_path_change_and_the_linked_incidents(demo_run):
@@ -224,6 +226,7 @@ def test_explain_shows_the_path_change_and_the_linked_incidents(demo_run):
                    "--method", "paths")
     assert paths.returncode == 0, paths.stderr
     assert f"{inc['transitions'][0]['from']}" in paths.stdout and "event-path change" in paths.stdout
+    assert f"disrupted event: {inc['disrupted_event']['event']}" in paths.stdout
     links = sleuth("explain", inc["id"], "--source", out / "events.parquet", "--config", out / "sleuth.yaml",
                    "--method", "links")
     assert links.returncode == 0, links.stderr

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sleuth.explain.paths import END, START, compare, path_change, transition_counts, transitions_for
+from sleuth.explain.paths import (END, FDR, START, compare, disrupted_event_for, disrupted_events, path_change,
+                                  transition_counts, transitions_for)
 from sleuth.ingest import load_events
 
 
@@ -57,9 +58,12 @@ def test_a_broken_checkout_step_is_the_top_change_and_normal_weeks_show_none():
     drop = next(t for t in top if t["to"] == "purchase")
     assert drop["change"] < -0.4 and drop["baseline"] > 0.5 and drop["q"] < 1e-6
     assert events["event"].iat[0] == "checkout"
-    # a normal week against earlier normal weeks: nothing significant
-    quiet, _ = path_change(ev, start - pd.Timedelta(weeks=1), start - pd.Timedelta(weeks=1) + pd.Timedelta(hours=1), weeks=3)
-    assert transitions_for(quiet) == []
+    d = disrupted_event_for(events)
+    assert d["event"] == "checkout" and d["distance"] == -drop["change"] and d["moves"] == next(
+        r["moves_out"] for _, r in table.iterrows() if r["from"] == "checkout")
+    # a normal week against earlier normal weeks: nothing significant, no disrupted event
+    quiet, quiet_events = path_change(ev, start - pd.Timedelta(weeks=1), start - pd.Timedelta(weeks=1) + pd.Timedelta(hours=1), weeks=3)
+    assert transitions_for(quiet) == [] and disrupted_event_for(quiet_events) == {}
 
 
 def test_compare_handles_missing_sides():
@@ -67,3 +71,30 @@ def test_compare_handles_missing_sides():
     table = compare(counts, "during", ["w1"])
     assert table["baseline"].tolist() == [0.0] and transitions_for(table) == []
     assert compare(counts.iloc[:0], "during", ["w1"]).empty
+
+
+def counts_of(window: str, moves: dict[str, dict[str, int]]) -> list[dict]:
+    return [{"window": window, "from": a, "to": b, "n": float(n)} for a, nxt in moves.items() for b, n in nxt.items()]
+
+
+def test_the_disrupted_event_is_the_one_whose_moves_changed_most_not_a_rare_or_a_noisy_busy_one():
+    rng = np.random.default_rng(1)
+    pages = [f"p{k}" for k in range(8)]
+    during = {  # a busy page with 8 next steps, unchanged (noise only): summed over them, noise adds up
+        "home": dict(zip(pages, rng.multinomial(20000, [1 / 8] * 8).tolist())),
+        "checkout": {"purchase": 20, END: 180},      # 200 moves: P(purchase) 0.6 -> 0.1
+        "help": {END: 3},                            # rare: every move changed, but only 3 of them
+        START: {"home": 100, "landing": 900},        # entries changed a lot, but START is no event
+    }
+    baseline = {"home": dict(zip(pages, rng.multinomial(80000, [1 / 8] * 8).tolist())),
+                "checkout": {"purchase": 480, END: 320}, "help": {"home": 12}, START: {"home": 1000}}
+    table = compare(pd.DataFrame(counts_of("during", during) + counts_of("w1", baseline)), "during", ["w1"])
+    ev = disrupted_events(table).set_index("event")
+    assert START not in ev.index
+    assert ev.loc["checkout", "distance"] == pytest.approx(0.5) and ev.loc["checkout", "moved"] == pytest.approx(100)
+    assert ev.loc["help", "distance"] == pytest.approx(1.0) and ev.loc["help", "moved"] == pytest.approx(3)
+    # the busy page's summed noise moves more sessions than the real change, but none of its moves is significant
+    assert ev.loc["home", "moved"] > ev.loc["checkout", "moved"] and ev.loc["home", "q"] >= FDR
+    got = disrupted_event_for(disrupted_events(table))
+    assert got == {"event": "checkout", "distance": 0.5, "moves": 200, "moved": 100, "q": got["q"]} and got["q"] < FDR
+    assert disrupted_events(table.iloc[:0]).empty and disrupted_event_for(disrupted_events(table.iloc[:0])) == {}

@@ -332,11 +332,31 @@ def _print_paths(inc) -> None:
     if not inc.transitions:
         out.print("event paths: no transition changed significantly against the same hours of earlier weeks")
         return
+    d = inc.disrupted_event
+    if d:
+        out.print(f"disrupted event: [bold]{d['event']}[/]: {d['moved']:,} of its {d['moves']:,} next steps went "
+                  f"elsewhere than usual (total-variation distance {d['distance']:.2f})")
     t = Table(title="event-path change (share of sessions taking each next step)", title_justify="left")
     for col in ("from", "to", "usually", "during", "change", "moves"):
         t.add_column(col)
     for r in inc.transitions:
         t.add_row(r["from"], r["to"], f"{r['baseline']:.0%}", f"{r['during']:.0%}", f"{r['change']:+.0%}", f"{r['moves']:,}")
+    out.print(t)
+
+
+def _print_matrix_summary(res: dict) -> None:
+    from rich.table import Table
+
+    runs = res["runs"]
+    t = Table(title=f"over {len(runs)} shops (seeds {', '.join(str(r['seed']) for r in runs)}): windows whose top "
+                    "disruption names begin_checkout→purchase/(end) (or only one of its events), and windows with any "
+                    "disruption", title_justify="left")
+    for col in ("method", "incident: names the step", "incident: an event of it", "incident: any disruption",
+                "normal: names the step", "normal: an event of it", "normal: any disruption"):
+        t.add_column(col)
+    for name, m in res["summary"].items():
+        t.add_row(name, *(f"{m[f'{side}_{k}']}/{m[f'{side}_windows']}" for side in ("incident", "normal")
+                          for k in ("step", "event", "with_disruptions")))
     out.print(t)
 
 
@@ -347,7 +367,7 @@ def _emit_json(result: dict, as_json: bool) -> bool:
     return as_json
 
 
-bench_app = typer.Typer(help="Benchmarks on public data (NAB, cloud monitoring, root-cause cases) and speed.",
+bench_app = typer.Typer(help="Benchmarks on public data (NAB, cloud monitoring, root-cause cases, root_anom) and speed.",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
@@ -399,6 +419,74 @@ def bench_rca(path: Path = typer.Argument(Path("../shared/bench/rca/rs"), help="
               f"over {res['cases']} cases in {res['seconds']:.2f} s")
 
 
+@bench_app.command("rootanom")
+def bench_rootanom(path: Path = typer.Argument(Path("../shared/data/lazylantern-root-anom"),
+                                               help="folder of root_anom's anonymized-anomalies-org<N>.csv"),
+                   shop: bool = typer.Option(True, "--shop/--no-shop", help="also compare the transition "
+                                             "matrices on generated demo shops (4 seeds, about 40 s)"),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """root_anom reproduced: its anomaly chaining against the reference chains, and its transition
+    matrix against sleuth's event-path change on the demo shop. Exits 1 if a reference is missed."""
+    from .bench.rootanom import run_rootanom
+
+    res = run_rootanom(path, shop=shop)
+    if not _emit_json(res, as_json):
+        _print_chaining(res["chaining"])
+        if shop:
+            _print_matrix_comparison(res["shop"]["runs"][0])
+            _print_matrix_summary(res["shop"])
+    if res["chaining"]["present"] and not res["chaining"]["reference_ok"]:
+        raise typer.Exit(1)
+
+
+def _print_chaining(res: dict) -> None:
+    if not res["present"]:
+        out.print(f"root_anom anomaly logs not present at {res['path']}: chaining check skipped")
+        return
+    ok = "[bold green]all match[/]" if res["reference_ok"] else "[bold red]DO NOT MATCH[/]"
+    out.print(f"root_anom chaining on {res['path']}: {res['reference_checked']} reference sources checked, {ok}"
+              + (f"; missing sources: {', '.join(res['missing_sources'])}" if res["missing_sources"] else ""))
+    for org, bug in res["last_row_bug"].items():
+        if bug:
+            out.print(f"  org {org}: last-row bug: row {bug['row']} (source {bug['source']}) joins anom_num "
+                      f"{bug['anom_num']} of source {bug['joined_source']} without overlapping it")
+    for s in res["sources"]:
+        f, r = s["faithful"], s["recommended"]
+        mark = {True: "matches the reference", False: "[red]differs from the reference[/]", None: "no reference"}
+        out.print(f"  org {s['org']} source {s['source']} ({s['rows']} rows): original {f['groups']} groups, chains "
+                  f"{f['chains']} ({mark[s['reference_ok']]}); sleuth {r['groups']} groups, chain sizes {r['chains']}")
+        for why, rows in s["changed"].items():
+            if rows:
+                out.print(f"    change group ({why}): rows {rows}")
+        if s["coincidental"]:
+            out.print(f"    same group for another reason (another source's rows bridged them): rows {s['coincidental']}")
+        if s["windows_cut_short"]:
+            out.print(f"    {s['windows_cut_short']} chain window(s) end at the last row's end, before the latest end")
+
+
+def _print_matrix_comparison(res: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"root_anom's matrix vs sleuth's path change: demo shop, {res['events']:,} events, "
+                    f"{res['weeks']} weeks, {res['sessions_per_hour']:g} sessions/h, seed {res['seed']} "
+                    f"({res['seconds']:.0f} s)", title_justify="left")
+    for col in ("window", "method", "top disruption", "names the break", "begin_checkout→purchase", "disrupted event",
+                "disruptions"):
+        t.add_column(col)
+    for case in res["cases"]:
+        for k, (name, m) in enumerate(case["methods"].items()):
+            top = f"{m['top']} ({m['change']:+.3f})" if m["change"] is not None else m["top"]
+            cell = "-" if m["break_change"] is None else f"{m['break_change']:+.3f}" + (
+                f", #{m['break_rank']}" if m["break_rank"] else "")
+            t.add_row(f"{case['case']}\n{case['start']} to {case['end']}" if k == 0 else "", name, top, m["verdict"],
+                      cell, m.get("disrupted_event", "-"), str(m["disruptions"]))
+    out.print(t)
+    share = [m["interleaved_share"] for c in res["cases"] for m in c["methods"].values() if "interleaved_share" in m]
+    out.print("begin_checkout→purchase: the change in the cell (the original: D of the column-normalised matrix, "
+              "its rank by |D| among all cells; sleuth: ΔP(next | current), its rank among the significant transitions). "
+              f"Disruptions: the original, cells with |D| > 0.1 (it has no test); sleuth, transitions with q < 0.01. "
+              f"In the original's interleaved stream {min(share):.0%} to {max(share):.0%} of adjacent rows are two "
+              "different users, so it counts almost no real move and most rows become self-loops.")
 @bench_app.command("panomaly")
 def bench_panomaly(path: Path = typer.Argument(Path("../shared/data/lazylantern-panomaly"),
                                                help="Panomaly sample folder (the five CSVs and reference/)"),

@@ -64,6 +64,9 @@ class Incident:
     #: the classifier view (explain/classifier.py): verdict, auc, recall, causes, features; filled on
     #: demand only (`sleuth explain --method classifier`, the dashboard), as it takes seconds
     classifier: dict[str, Any] = field(default_factory=dict)
+    #: the event whose next steps changed most (explain/paths.py): event, distance (total
+    #: variation, 0..1), moves out of it, moved (moves that went elsewhere), q; {} when none did
+    disrupted_event: dict[str, Any] = field(default_factory=dict)
     #: for each incident this one is directly linked to: why (time overlap, shared root cause,
     #: metric tree, event network)
     link_evidence: dict[str, list[str]] = field(default_factory=dict)

@@ -13,7 +13,7 @@ from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
 from .explain.links import event_network_links, link_incidents
-from .explain.paths import path_change, transition_counts, transitions_for
+from .explain.paths import disrupted_event_for, path_change, transition_counts, transitions_for
 from .explain.segments import explain_incident, peer_changes
 from .incidents import Incident, find_incidents, incidents_frame
 from .ingest import Events, load_events
@@ -173,15 +173,15 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     say(STAGES[3])
     incidents = find_incidents(cube, scores, since=t_since)
     say(STAGES[4])
-    paths: dict[tuple, list[dict]] = {}  # linked incidents share a window: one path query each
+    paths: dict[tuple, tuple] = {}  # linked incidents share a window: one path query each
     for inc in incidents:
         explain_incident(events, cube, scores, inc)
         inc.peers = peer_changes(cube, scores, inc)
         key = (inc.property, tuple(sorted(inc.segment.items())), inc.start, inc.end)
         if key not in paths:
-            table, _ = path_change(events, inc.start_time(), inc.end_time(), inc.property, inc.segment)
-            paths[key] = transitions_for(table)
-        inc.transitions = paths[key]
+            table, disrupted = path_change(events, inc.start_time(), inc.end_time(), inc.property, inc.segment)
+            paths[key] = (transitions_for(table), disrupted_event_for(disrupted))
+        inc.transitions, inc.disrupted_event = paths[key]
         if cfg.holidays:
             inc.holiday = holiday_names(pd.DatetimeIndex([inc.start_time()]), cfg.holidays, cfg.timezone)[0]
     step = pd.Timedelta(cfg.step)

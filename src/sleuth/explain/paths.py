@@ -7,6 +7,8 @@ Counts are row-normalised to P(next | current) (a first-order Markov chain). Eve
 is tested with a two-proportion z-test between the incident window and the baseline (the
 Benjamini-Hochberg procedure controls false discoveries over all of them), and the changed ones
 are ranked by how many of the window's moves they account for: ``|ΔP| × moves out of the event``.
+Per event, the total-variation distance between its next-step distributions names the disrupted
+event (the one whose moves went most differently, among those with a significant transition).
 This is the method of the original root_anom write-up, corrected (see seed-methods.md, 2.10):
 paths per session rather than one interleaved stream, rows rather than columns normalised, and
 a significance test rather than ranking raw differences.
@@ -99,14 +101,33 @@ def compare(counts: pd.DataFrame, during: str, baseline: list[str]) -> pd.DataFr
 
 
 def disrupted_events(table: pd.DataFrame) -> pd.DataFrame:
-    """Per event, how different its next steps were (total-variation distance between the two
-    next-event distributions) and how many moves that touches, most disrupted first."""
-    if table.empty:
-        return pd.DataFrame(columns=["event", "distance", "weight"])
-    g = table.assign(diff=table["change"].abs()).groupby("from")
-    out = pd.DataFrame({"distance": 0.5 * g["diff"].sum(), "moves_out": g["moves_out"].first()})
-    out["weight"] = out["distance"] * out["moves_out"]
-    return out.reset_index(names="event").sort_values("weight", ascending=False).reset_index(drop=True)
+    """Per event, how differently sessions went on from it: the total-variation distance between
+    its next-step distributions during the incident and in the baseline (0 = the same shares,
+    1 = no next step in common), and ``moved = distance × moves out of it`` during the incident,
+    the number of moves that went elsewhere than the baseline's shares would have sent them.
+    ``q`` is the smallest q-value of its transitions. Most moved first: a rare event cannot win
+    with a large distance over a handful of moves, and (see :func:`disrupted_event_for`) a busy
+    one needs a significant transition, not only noise summed over many next steps."""
+    cols = ["event", "distance", "moves", "moved", "q"]
+    t = table[table["from"] != START]
+    g = t.assign(diff=t["change"].abs()).groupby("from")
+    out = pd.DataFrame({"distance": 0.5 * g["diff"].sum(), "moves": g["moves_out"].first(),
+                        "seen_before": g["baseline"].sum(), "q": g["q"].min()})
+    out = out[(out["moves"] > 0) & (out["seen_before"] > 0)]  # both sides have moves out of it
+    out["moved"] = out["distance"] * out["moves"]
+    out = out.reset_index(names="event").sort_values(["moved", "event"], ascending=[False, True])
+    return out.reindex(columns=cols).reset_index(drop=True)
+
+
+def disrupted_event_for(events: pd.DataFrame) -> dict[str, Any]:
+    """The disrupted event for Contract 3 (``disrupted_event``): the most moved event with a
+    significant transition, or ``{}`` when none changed."""
+    sig = events[(events["q"] < FDR) & (events["moved"] > 0)]
+    if sig.empty:
+        return {}
+    r = sig.iloc[0]
+    return {"event": r["event"], "distance": round(float(r["distance"]), 4), "moves": int(r["moves"]),
+            "moved": int(round(r["moved"])), "q": float(f"{r['q']:.3g}")}
 
 
 def path_change(events, start: pd.Timestamp, end: pd.Timestamp, property: str | None = None,
