@@ -424,10 +424,14 @@ def test_a_message_names_the_shape_and_the_broken_step():
             "shape": "sustained", "root_causes": [],
             "transitions": [{"from": "begin_checkout", "to": "purchase", "baseline": 0.59, "during": 0.03}]}
     t = pd.Timestamp("2026-04-08 14:00")
-    text = "\n".join(describe({"data": data, "property": "web", "key": "k", "revision": 1,
-                               "start_at": t, "end_at": t + pd.Timedelta(hours=5), "state": "open"}))
+    row = {"data": data, "property": "web", "key": "k", "revision": 1,
+           "start_at": t, "end_at": t + pd.Timedelta(hours=5), "state": "open"}
+    text = "\n".join(describe(row))
     assert "went down: -94% (sustained)" in text
     assert "event paths changed: begin_checkout -> purchase 59% -> 3%" in text
+    assert "disrupted" not in text  # an incident stored before the field existed
+    data["disrupted_event"] = {"event": "begin_checkout", "distance": 0.56, "moves": 530, "moved": 297, "q": 1e-90}
+    assert "most disrupted event: begin_checkout (297 of its 530 next steps" in "\n".join(describe(row))
 
 
 def test_an_expected_pattern_is_expected_again_the_next_week(tmp_path):

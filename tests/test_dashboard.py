@@ -2,6 +2,7 @@
 report, and one real headless Chromium against `sleuth dashboard` on a loopback port."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -144,6 +145,9 @@ def test_root_causes_paths_and_peers_frames_match_the_incident(shop):
     usual, during = d.path_figure(inc).data
     assert list(during.x) == list(paths.during[::-1]) and list(usual.x) == list(paths.usually[::-1])
     assert dict(zip(d.peer_frame(inc).property, d.peer_frame(inc).change)) == inc.peers
+    # an incident with significant transitions names its most disrupted event
+    assert inc.disrupted_event and f"**{inc.disrupted_event['event']}**" in d.disrupted_text(inc)
+    assert d.disrupted_text(dataclasses.replace(inc, disrupted_event={})) is None
 
 
 def test_classifier_view_is_a_shap_bar_chart_coloured_by_direction(shop):

@@ -130,6 +130,10 @@ def describe(inc: dict) -> list[str]:
     steps = [f"{t['from']} -> {t['to']} {t['baseline']:.0%} -> {t['during']:.0%}" for t in d.get("transitions", [])[:2]]
     if steps:
         lines.append("  event paths changed: " + "; ".join(steps))
+    disrupted = d.get("disrupted_event") or {}
+    if disrupted:
+        lines.append(f"  most disrupted event: {disrupted['event']} ({disrupted['moved']:,} of its "
+                     f"{disrupted['moves']:,} next steps went elsewhere than usual)")
     moved = [f"{p} {c:+.0%}" for p, c in (d.get("peers") or {}).items() if c is not None]
     if moved:
         lines.append("  other properties, same hours: " + ", ".join(moved))

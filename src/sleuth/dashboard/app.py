@@ -129,6 +129,8 @@ def incident_page(det, settings: Settings) -> None:
         dim = st.selectbox("by dimension", list(inc.contributions), key="i_dimension")
         chart_and_table(d.root_cause_figure(inc, dim), d.contribution_frame(inc, dim), "")
     st.subheader("Event-path change")
+    if d.disrupted_text(inc):
+        st.write(d.disrupted_text(inc))
     chart_and_table(d.path_figure(inc) if inc.transitions else None, d.path_frame(inc),
                     "No transition between events changed significantly.")
     st.subheader("Peer properties")

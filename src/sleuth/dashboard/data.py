@@ -312,6 +312,15 @@ def linked_figure(det: Detection, inc: Incident) -> go.Figure | None:
     return fig
 
 
+def disrupted_text(inc: Incident) -> str | None:
+    """One sentence on the event whose next steps changed most, or None."""
+    d = inc.disrupted_event
+    if not d:
+        return None
+    return (f"Most disrupted event: **{d['event']}**: {d['moved']:,} of its {d['moves']:,} next steps went "
+            f"elsewhere than in the same hours of earlier weeks (distance {d['distance']:.0%}).")
+
+
 def link_frame(det: Detection, inc: Incident) -> pd.DataFrame:
     """The incidents sent in one alert with this one, and why each is linked to it directly
     (an empty reason: linked through others in the group)."""
