@@ -5,7 +5,7 @@ import pandas as pd
 
 from sleuth.alerts.notify import group_linked
 from sleuth.config import Metric
-from sleuth.explain.links import event_network_links, link_incidents, link_weight, tree_related
+from sleuth.explain.links import event_network_links, link_evidence, link_incidents, tree_related
 from sleuth.explain.paths import END, START
 from sleuth.incidents import Incident
 
@@ -35,7 +35,7 @@ def test_a_shared_root_cause_strengthens_a_weak_overlap():
     a = inc("a", "page_view", "2026-01-01 10:00", 8, cause={"browser": "HeadlessChrome"})
     b = inc("b", "conversion_rate", "2026-01-01 18:00", 1)
     b_same = inc("b2", "conversion_rate", "2026-01-01 18:00", 1, cause={"browser": "HeadlessChrome"})
-    weak, strong = link_weight(a, b, H), link_weight(a, b_same, H)
+    weak, strong = link_evidence(a, b, H)[0], link_evidence(a, b_same, H)[0]
     assert 0 < weak < 0.5 <= strong
     assert link_incidents([a, b], H)[0][0].linked == []
     assert link_incidents([a, b_same], H)[0][0].linked == ["b2"]
@@ -78,7 +78,7 @@ def test_a_partial_overlap_links_only_with_evidence_and_says_why():
     unrelated = inc("c", "search", "2026-01-01 16:00", 6)    # another event, no users between them
     link_incidents([a, related, unrelated], H, METRICS)
     assert a.linked == ["b"] and unrelated.linked == []
-    assert link_weight(related, unrelated, H, METRICS) < 0.5
+    assert link_evidence(related, unrelated, H, METRICS)[0] < 0.5
     assert a.link_evidence["b"][0].startswith("windows overlap") and "both built from purchase" in a.link_evidence["b"][1]
     # the event network: users moved search -> add_to_cart in that span, so those two are one event
     moves = pd.DataFrame({"from": [START, "search", "add_to_cart", START, "home"],

@@ -102,12 +102,6 @@ def link_evidence(a: Incident, b: Incident, step: pd.Timedelta, metrics: dict[st
     return weight, reasons
 
 
-def link_weight(a: Incident, b: Incident, step: pd.Timedelta, metrics: dict[str, Metric] | None = None,
-                network: NetworkLinks | None = None) -> float:
-    """The weight of :func:`link_evidence` alone."""
-    return link_evidence(a, b, step, metrics, network)[0]
-
-
 def link_incidents(incidents: list[Incident], step: pd.Timedelta, metrics: dict[str, Metric] | None = None,
                    network: NetworkLinks | None = None) -> list[list[Incident]]:
     """Group ``incidents`` (filling each one's ``linked`` and ``link_evidence``); groups ordered
