@@ -306,9 +306,11 @@ def explain(
 def _print_classifier(view: dict) -> None:
     from rich.table import Table
 
-    fit = f"held-out ROC AUC {view['auc']:.2f}, recall {view['recall']:.2f}" if view["auc"] is not None else "no model"
-    out.print(f"classifier view: {view['verdict']} ({fit}; {view['positives']:,} incident events vs "
-              f"{view['negatives']:,} others)" + (f": {view['reason']}" if view["reason"] else ""))
+    from .explain.classifier import fit_text
+
+    out.print(f"classifier view: {view['verdict']} ({fit_text(view)}; {view['positives']:,} {view['unit']} in the "
+              f"incident vs {view['negatives']:,} in the same hours a week before)"
+              + (f": {view['reason']}" if view["reason"] else ""), markup=False, highlight=False)
     for cause in view["causes"]:
         out.print(f"  {cause['text']}")
     if not view["features"]:
@@ -392,6 +394,40 @@ def bench_rca(path: Path = typer.Argument(Path("../shared/bench/rca/rs"), help="
         return
     out.print(f"{path}: F1 {res['f1']:.3f} (TP {res['tp']}, FP {res['fp']}, FN {res['fn']}) "
               f"over {res['cases']} cases in {res['seconds']:.2f} s")
+
+
+@bench_app.command("classifier")
+def bench_classifier(weeks: int = typer.Option(3, min=3, max=12, help="weeks of demo history"),
+                     sessions_per_hour: float = typer.Option(1000.0, min=100, help="average sessions per hour"),
+                     seed: int = typer.Option(7, help="random seed of the demo shop"),
+                     as_json: bool = typer.Option(False, "--json")) -> None:
+    """Spotlight as published vs sleuth's classifier view on the demo shop's injected incidents."""
+    from rich.table import Table
+
+    from .bench.classifier import run_classifier_bench
+
+    res = run_classifier_bench(weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed)
+    if _emit_json(res, as_json):
+        return
+    table = Table(title=f"classifier view on the demo shop ({res['events']:,} events, {weeks} weeks, "
+                        f"{sessions_per_hour:g} sessions/h)", title_justify="left")
+    for col in ("incident", "metric", "injected segment", "variant", "verdict", "named", "segment named",
+                "AUC", "excess AUC", "s", "right"):
+        table.add_column(col)
+    for r in res["incidents"]:
+        seg = ", ".join(f"{k}={v}" for k, v in r["segment"].items()) or "(site-wide)"
+        for variant in ("faithful", "ours"):
+            v = r[variant]
+            table.add_row(r["incident"], r["metric"], seg, variant, v["verdict"], ", ".join(v["named"]) or "-",
+                          {True: "yes", False: "no", None: "n/a"}[v["has_segment"]],
+                          "-" if v["auc"] is None else f"{v['auc']:.2f}",
+                          "-" if v["excess_auc"] is None else f"{v['excess_auc']:.2f}", f"{v['seconds']:.1f}",
+                          "yes" if v["right"] else "no")
+    out.print(table)
+    for variant, tot in res["totals"].items():
+        out.print(f"{variant}: {tot['right']}/{len(res['incidents'])} right; seconds per incident median "
+                  f"{tot['median_seconds']:.1f}, max {tot['max_seconds']:.1f}")
+    out.print(f"{res['seconds']:.0f} s in all")
 
 
 DEMO_CONFIG = """\

@@ -92,7 +92,7 @@ def metric_unit(metric: Metric | None) -> Unit:
     return Unit(f"{'/'.join(events)} events" if events else "events", events)
 
 
-def _utc(ts: pd.Timestamp) -> Any:
+def utc_literal(ts: pd.Timestamp) -> Any:
     return ibis.literal(pd.Timestamp(ts).tz_localize("UTC").to_pydatetime())
 
 
@@ -107,8 +107,8 @@ def incident_rows(events, incident: Incident, unit: Unit, dims: list[str]) -> pd
     if unit.events:
         t = t.filter(t.event.isin(unit.events))
     start, end = incident.start_time(), incident.end_time()
-    inside = (t.timestamp >= _utc(start)) & (t.timestamp < _utc(end))
-    before = (t.timestamp >= _utc(start - WEEK)) & (t.timestamp < _utc(end - WEEK))
+    inside = (t.timestamp >= utc_literal(start)) & (t.timestamp < utc_literal(end))
+    before = (t.timestamp >= utc_literal(start - WEEK)) & (t.timestamp < utc_literal(end - WEEK))
     t = t.filter(inside | before).mutate(label=ibis.ifelse(inside, 1, 0))
     if unit.distinct:
         t = t.filter(t[unit.distinct].notnull())
@@ -308,12 +308,16 @@ def _describe(feature: str, direction: int, frame: pd.DataFrame, sides: tuple[st
 
 
 def explain_model(model, x_test: pd.DataFrame, frame: pd.DataFrame, aliases: dict[str, list[str]],
-                  rng: np.random.Generator, shap_rows: int, sides: tuple[str, str]) -> dict[str, Any]:
+                  rng: np.random.Generator, shap_rows: int, sides: tuple[str, str], side: int = 0) -> dict[str, Any]:
     """SHAP on a sample of the held-out rows, then the root-cause rule: ``verdict``, ``reason``,
-    ``causes`` (worded with the shares in ``frame``) and the ``features`` table."""
+    ``causes`` (worded with the shares in ``frame``) and the ``features`` table. With ``side``
+    (+1: the label-1 rows hold an excess, -1: the label-0 rows do) only features pointing at the
+    excess can be causes: when iOS sessions go missing, Windows is over-represented in what is
+    left, but it is a mirror image, not the cause."""
     pick = rng.choice(len(x_test), min(shap_rows, len(x_test)), replace=False)
     imp = shap_importance(model, x_test.iloc[np.sort(pick)], rng)
-    keep, reason = standing_out(imp)
+    candidates = imp[(imp.direction != -side) | (imp.feature == NOISE)] if side else imp
+    keep, reason = standing_out(candidates.reset_index(drop=True))
     table = [{"feature": r.feature, "importance": float(f"{r.importance:.4g}"), "sd": float(f"{r.sd:.3g}"),
               "direction": int(r.direction)} for r in imp.itertuples()]
     causes = [{**_describe(f, d, frame, sides), "same_as": aliases.get(f, [])} for f, d in zip(keep.feature, keep.direction)]
@@ -348,6 +352,17 @@ def excess_fit(auc: float, tpr: float, fpr: float, window: float, before: float)
         rec = ((1 - fpr) - (1 - p) * (1 - tpr)) / p
     clip = lambda v: round(float(min(max(v, 0.0), 1.0)), 4)  # noqa: E731
     return {"excess": round(share, 4), "excess_auc": clip(0.5 + (auc - 0.5) / p), "excess_recall": clip(rec)}
+
+
+def fit_text(view: dict[str, Any]) -> str:
+    """The model's fit in words: the held-out AUC and recall, and those of the excess."""
+    if view.get("auc") is None:
+        return "no model"
+    text = f"held-out ROC AUC {view['auc']:.2f}, recall {view['recall']:.2f}"
+    if view.get("excess") is not None:
+        text += (f"; on the excess ({view['excess']:.0%} of the rows) AUC {view['excess_auc']:.2f}, "
+                 f"recall {view['excess_recall']:.2f}")
+    return text.replace("%", " %")
 
 
 def _unknown(reason: str, **extra: Any) -> dict[str, Any]:
@@ -403,5 +418,6 @@ def classify_incident(events, incident: Incident, metric: Metric | None = None, 
                            f"excess AUC >= {MIN_AUC} and recall >= {MIN_RECALL})"),
                 **base, "seconds": round(time.perf_counter() - t0, 3)}
     sides = (f"of the incident's {unit.noun}", "in the same hours a week before")
-    view = explain_model(model, x_te[cols], frame, aliases, rng, shap_rows, sides)
+    side = 1 if totals.get(1, 0) >= totals.get(0, 0) else -1
+    view = explain_model(model, x_te[cols], frame, aliases, rng, shap_rows, sides, side)
     return {**view, **base, "seconds": round(time.perf_counter() - t0, 3)}
