@@ -400,13 +400,15 @@ def bench_rca(path: Path = typer.Argument(Path("../shared/bench/rca/rs"), help="
 def bench_classifier(weeks: int = typer.Option(3, min=3, max=12, help="weeks of demo history"),
                      sessions_per_hour: float = typer.Option(1000.0, min=100, help="average sessions per hour"),
                      seed: int = typer.Option(7, help="random seed of the demo shop"),
+                     all_metrics: bool = typer.Option(False, "--all-metrics", help="every metric each incident moves, "
+                                                      "not only its first (several minutes)"),
                      as_json: bool = typer.Option(False, "--json")) -> None:
     """Spotlight as published vs sleuth's classifier view on the demo shop's injected incidents."""
     from rich.table import Table
 
     from .bench.classifier import run_classifier_bench
 
-    res = run_classifier_bench(weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed)
+    res = run_classifier_bench(weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed, all_metrics=all_metrics)
     if _emit_json(res, as_json):
         return
     table = Table(title=f"classifier view on the demo shop ({res['events']:,} events, {weeks} weeks, "
@@ -641,6 +643,8 @@ def report(
     config: Optional[Path] = ConfigOpt,
     since: Optional[str] = typer.Option(None, help="incidents starting at or after this time (ISO 8601)"),
     until: Optional[str] = typer.Option(None, help="read only events before this time"),
+    classifier: int = typer.Option(0, "--classifier", min=0, help="add the classifier view (random forest + SHAP) "
+                                   "of the N most severe incidents; seconds each"),
 ) -> None:
     """Write a self-contained HTML report of a period's incidents, each explained with its context."""
     try:
@@ -649,7 +653,7 @@ def report(
         raise SleuthError(f"the report needs the dashboard extra ({e.name} is missing): "
                           "pip install 'sleuth[dashboard]'") from None
     with stages() as say:
-        done = write_report(source, out_path, config, since=since, until=until, progress=say)
+        done = write_report(source, out_path, config, since=since, until=until, progress=say, classifier=classifier)
     err.print(f"wrote {done['out']}: {done['incidents']} incidents, {done['bytes'] / 1e6:.1f} MB, opens offline",
               markup=False, highlight=False)
 

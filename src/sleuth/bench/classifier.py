@@ -107,9 +107,10 @@ def _score(view: dict[str, Any], segment: dict[str, str]) -> dict[str, Any]:
 
 
 def run_classifier_bench(weeks: int = 3, sessions_per_hour: float = 1000.0, seed: int = 7,
-                         out_dir: str | Path | None = None) -> dict[str, Any]:
+                         all_metrics: bool = False, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Generate the demo shop, then run both variants on each injected incident's window with its
-    first listed metric (the one the incident is about). Returns per-incident rows and totals."""
+    first listed metric (the one the incident is about), or with every metric it moves.
+    Returns per-incident rows and totals."""
     import yaml
 
     from ..cli import DEMO_CONFIG
@@ -125,8 +126,7 @@ def run_classifier_bench(weeks: int = 3, sessions_per_hour: float = 1000.0, seed
         events = load_events(written["events"], parse_config(yaml.safe_load(DEMO_CONFIG)))
         metrics = {m.name: m for m in derive_metrics(events)}
         rows = []
-        for t in truth:
-            name = next(iter(t["metrics"]))
+        for t, name in [(t, m) for t in truth for m in (list(t["metrics"]) if all_metrics else list(t["metrics"])[:1])]:
             inc = Incident(id=t["kind"], metric=name, segment={}, start=t["start"], end=t["end"],
                            direction=t["metrics"][name], actual=None, expected=None, lower=None, upper=None,
                            score=1.0, severity="high", property=t["property"])
