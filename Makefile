@@ -25,10 +25,12 @@ test: install
 
 SHARED ?= ../shared/bench
 
-# Speed (ingest + cube vs hand-written SQL, detection, demo), then accuracy on the public data
-# in $(SHARED) when it is there (NAB, cloud monitoring, root-cause cases).
+# Speed (ingest + cube vs hand-written SQL, detection, demo), the classifier view against Spotlight
+# as published on a generated demo shop, then accuracy on the public data in $(SHARED) when it is
+# there (NAB, cloud monitoring, root-cause cases).
 bench: install
 	$(BIN)/python -m sleuth.bench.perf
+	$(BIN)/sleuth bench classifier
 	@if [ -d $(SHARED)/nab ]; then $(BIN)/sleuth bench nab $(SHARED)/nab; else echo "NAB data not present at $(SHARED)/nab: skipped"; fi
 	@if [ -d $(SHARED)/ms-cloud-monitoring ]; then $(BIN)/sleuth bench cloud $(SHARED)/ms-cloud-monitoring; else echo "cloud-monitoring data not present: skipped"; fi
 	@if [ -d $(SHARED)/rca/rs ]; then $(BIN)/sleuth bench rca $(SHARED)/rca/rs; else echo "RS root-cause cases not present: skipped"; fi

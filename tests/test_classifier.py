@@ -14,7 +14,7 @@ pytest.importorskip("sklearn", reason="the classifier extra is not installed (ma
 
 from sleuth.bench.shop import write_shop  # noqa: E402
 from sleuth.cli import DEMO_CONFIG  # noqa: E402
-from sleuth.config import Config, Metric, parse_config  # noqa: E402
+from sleuth.config import Aggregate, Config, Metric, parse_config  # noqa: E402
 from sleuth.bench.classifier import spotlight_rows  # noqa: E402
 from sleuth.explain.classifier import (HOUR, NOISE, classify_incident, drop_correlated, excess_fit,  # noqa: E402
                                        group_folds)
@@ -76,6 +76,16 @@ def test_a_segment_behind_the_extra_events_is_named_over_represented():
     assert names.index("os=iOS") < names.index(NOISE)
     again = classify_incident(events, inc, metric)  # seeded: the same answer every time
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in view.items() if k != "seconds"}
+
+
+def test_a_ratio_is_explained_by_the_part_that_moved():
+    # the iOS flood views pages and never signs up: the signup rate falls because its denominator grew
+    events, _, _ = _events({"iOS": 0.95, "Android": 0.03, "Windows": 0.02})
+    rate = Metric(name="signup_rate", type="ratio", numerator=Aggregate(type="distinct", column="session_id", event="signup"),
+                  denominator=Aggregate(type="distinct", column="session_id"))
+    view = classify_incident(events, _incident("signup_rate", "down"), rate)
+    assert view["unit"] == "sessions" and view["verdict"] == "root cause", view
+    assert view["causes"][0]["feature"] == "os=iOS" and "over-represented" in view["causes"][0]["text"]
 
 
 def test_extra_events_like_the_usual_traffic_have_no_cause():

@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..config import Metric
 from ..explain.classifier import (MAX_ROWS, SHAP_ROWS, utc_literal, classify_incident, explain_model, features,
-                                  metric_unit)
+                                  aggregate_unit)
 from ..incidents import Incident
 from .shop import write_shop
 
@@ -69,7 +69,7 @@ def spotlight_faithful(events, incident: Incident, metric: Metric | None, *, see
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     dims = [d for d in events.session_dimensions() if d not in incident.segment]
-    frame = spotlight_rows(events, incident, metric_unit(metric).events, dims)
+    frame = spotlight_rows(events, incident, aggregate_unit(metric.parts()[0]).events if metric else None, dims)
     if len(frame) > max_rows:  # a uniform sample: the imbalance stays as Spotlight saw it
         frame = frame.iloc[np.sort(rng.choice(len(frame), max_rows, replace=False))].reset_index(drop=True)
     counts = {"positives": int(frame.label.sum()), "negatives": int((frame.label == 0).sum())}

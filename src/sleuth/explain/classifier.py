@@ -5,7 +5,7 @@ incidents:
 
 - rows: one per unit the metric counts (:class:`Unit`): a session for ``sessions``, a user for
   ``users``, an event for a count of events, an event weighted by its value for a sum such as
-  revenue; a ratio's numerator. Label 1: the units inside the incident's window; 0: the same
+  revenue; for a ratio, its numerator or its denominator, whichever moved more. Label 1: the units inside the incident's window; 0: the same
   hours one week earlier. Spotlight labelled every event of the window, and the other events of
   the window as 0: the other events of the extra sessions then sit on both sides, and a
   campaign's extra sessions were a small share of the positives, so nothing was learned.
@@ -38,7 +38,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from ..config import Metric
+from ..config import Aggregate, Metric
 from ..errors import SleuthError
 from ..incidents import Incident
 
@@ -48,8 +48,8 @@ MAX_ROWS = 10_000
 SHAP_ROWS = 300
 #: values kept per dimension; the rest become OTHER
 TOP_VALUES = 20
-#: an event attribute with more distinct values than this is an identifier (an order id), not a segment
-MAX_EVENT_VALUES = 1000
+#: a dimension with more distinct values than this among the rows is an identifier (an order id), not a segment
+MAX_VALUES = 1000
 OTHER = "(other)"
 NOISE = "RANDOM"
 HOUR = "hour of day"
@@ -76,11 +76,8 @@ class Unit:
     column: str | None = None  #: the metric's own value column, never a feature
 
 
-def metric_unit(metric: Metric | None) -> Unit:
-    """The unit an incident's metric counts: a ratio by its numerator, the part with the events."""
-    if metric is None:
-        return Unit("events")
-    agg = metric.parts()[0]
+def aggregate_unit(agg: Aggregate) -> Unit:
+    """The unit an aggregate counts."""
     events = agg.events
     of = f" with {'/'.join(events)}" if events else ""
     if agg.type == "distinct":
@@ -96,11 +93,8 @@ def utc_literal(ts: pd.Timestamp) -> Any:
     return ibis.literal(pd.Timestamp(ts).tz_localize("UTC").to_pydatetime())
 
 
-def incident_rows(events, incident: Incident, unit: Unit, dims: list[str]) -> pd.DataFrame:
-    """One row per unit inside the window (label 1) and in the same hours a week earlier (label
-    0), with ``label``, ``hour``, ``group`` (the session, kept on one side of every split),
-    ``weight`` and the dimensions, in a stable order. A distinct unit takes the dimensions of its
-    first event."""
+def _labelled(events, incident: Incident, unit: Unit) -> ibis.Table:
+    """The unit's events inside the window (``label`` 1) and in the same hours a week earlier (0)."""
     t = events.table.filter(events.table.property == incident.property)
     for dim, value in incident.segment.items():
         t = t.filter(t[dim] == value)
@@ -109,7 +103,40 @@ def incident_rows(events, incident: Incident, unit: Unit, dims: list[str]) -> pd
     start, end = incident.start_time(), incident.end_time()
     inside = (t.timestamp >= utc_literal(start)) & (t.timestamp < utc_literal(end))
     before = (t.timestamp >= utc_literal(start - WEEK)) & (t.timestamp < utc_literal(end - WEEK))
-    t = t.filter(inside | before).mutate(label=ibis.ifelse(inside, 1, 0))
+    return t.filter(inside | before).mutate(label=ibis.ifelse(inside, 1, 0))
+
+
+def _totals(events, incident: Incident, unit: Unit) -> tuple[float, float]:
+    """How many units (or how much value) in the window and in the same hours a week earlier."""
+    t = _labelled(events, incident, unit)
+    if unit.distinct:
+        value = t[unit.distinct].nunique()
+    else:
+        value = t[unit.weight].abs().sum() if unit.weight else t.count()
+    got = t.group_by("label").aggregate(v=value).execute()
+    per = dict(zip(got["label"], got["v"].fillna(0).astype(float)))
+    return per.get(1, 0.0), per.get(0, 0.0)
+
+
+def incident_unit(events, incident: Incident, metric: Metric | None) -> Unit:
+    """What the rows are: what the incident's metric counts; for a ratio, its numerator or its
+    denominator, whichever moved more against the same hours a week before (a conversion rate
+    falls when orders go missing, or when sessions that never buy flood in)."""
+    if metric is None:
+        return Unit("events")
+    units = [aggregate_unit(part) for part in metric.parts() if part is not None]
+    if len(units) == 1:
+        return units[0]
+    moves = [abs(np.log((w + 1) / (b + 1))) for w, b in (_totals(events, incident, u) for u in units)]
+    return units[int(np.argmax(moves))]
+
+
+def incident_rows(events, incident: Incident, unit: Unit, dims: list[str]) -> pd.DataFrame:
+    """One row per unit inside the window (label 1) and in the same hours a week earlier (label
+    0), with ``label``, ``hour``, ``group`` (the session, kept on one side of every split),
+    ``weight`` and the dimensions, in a stable order. A distinct unit takes the dimensions of its
+    first event."""
+    t = _labelled(events, incident, unit)
     if unit.distinct:
         t = t.filter(t[unit.distinct].notnull())
         t = t.group_by(["label", unit.distinct]).aggregate(
@@ -164,7 +191,7 @@ def features(frame: pd.DataFrame, dims: list[str], rng: np.random.Generator) -> 
     for dim in dims:
         col = frame[dim].astype(str)
         counts = col.value_counts()
-        if len(counts) > MAX_EVENT_VALUES:
+        if len(counts) > MAX_VALUES:
             continue
         col = col.where(col.isin(counts.index[:TOP_VALUES]), OTHER)
         for value in sorted(col.unique()):
@@ -231,7 +258,7 @@ def select_features(x: pd.DataFrame, y: np.ndarray, groups: np.ndarray, seed: in
     return [*real, NOISE], aliases
 
 
-def tune(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[dict[str, int], list[float]]:
+def tune(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> dict[str, int]:
     """Tuned for recall: the :data:`GRID` setting with the best balanced recall (the mean of both
     classes' recall, so predicting everything as anomalous does not win) over session-grouped
     3-fold CV of the training rows; a tie goes to the simpler, earlier setting."""
@@ -242,8 +269,8 @@ def tune(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[d
     for params in GRID:
         fold_scores = [balanced_accuracy_score(y[te], _forest(seed, n_estimators=30, **params).fit(x[tr], y[tr]).predict(x[te]))
                        for tr, te in folds]
-        scores.append(round(float(np.mean(fold_scores)), 4))
-    return GRID[int(np.argmax(scores))], scores
+        scores.append(float(np.mean(fold_scores)))
+    return GRID[int(np.argmax(scores))]
 
 
 def shap_importance(model, x: pd.DataFrame, rng: np.random.Generator, boot: int = 200) -> pd.DataFrame:
@@ -383,7 +410,7 @@ def classify_incident(events, incident: Incident, metric: Metric | None = None, 
         raise SleuthError("the classifier view needs the 'classifier' extra: pip install 'sleuth[classifier]'") from None
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    unit = metric_unit(metric)
+    unit = incident_unit(events, incident, metric)
     dims = feature_dimensions(events, incident, unit)
     frame = incident_rows(events, incident, unit, dims)
     counts = {"unit": unit.noun, "positives": int((frame.label == 1).sum()), "negatives": int((frame.label == 0).sum())}
@@ -401,7 +428,7 @@ def classify_incident(events, incident: Incident, metric: Metric | None = None, 
         return _unknown("too few sessions on one side to hold some out", **counts,
                         seconds=round(time.perf_counter() - t0, 3))
     cols, aliases = select_features(x_tr, y_tr, groups[train], seed)
-    params, _ = tune(x_tr[cols].to_numpy(), y_tr, groups[train], seed)
+    params = tune(x_tr[cols].to_numpy(), y_tr, groups[train], seed)
     model = _forest(seed, **params).fit(x_tr[cols].to_numpy(), y_tr)
     proba = model.predict_proba(x_te[cols].to_numpy())[:, 1]
     predicted = (proba >= 0.5).astype(int)
