@@ -15,7 +15,7 @@ pytest.importorskip("sklearn", reason="the classifier extra is not installed (ma
 from sleuth.bench.shop import write_shop  # noqa: E402
 from sleuth.cli import DEMO_CONFIG  # noqa: E402
 from sleuth.config import Aggregate, Config, Metric, parse_config  # noqa: E402
-from sleuth.bench.classifier import spotlight_rows  # noqa: E402
+from sleuth.bench.classifier import SPOTLIGHT_GRID, spotlight_faithful, spotlight_rows  # noqa: E402
 from sleuth.explain.classifier import (HOUR, NOISE, classify_incident, drop_correlated, excess_fit,  # noqa: E402
                                        group_folds)
 from sleuth.incidents import Incident  # noqa: E402
@@ -212,6 +212,14 @@ def test_spotlight_labels_the_metric_events_strictly_inside_against_everything_e
     week = (ts >= start - pd.Timedelta(days=7)) & (ts <= end - pd.Timedelta(days=7)) & (table.event == "page_view")
     assert len(rows) == int((inside | week).sum())
     assert rows.label.sum() == int(((ts > start) & (ts < end) & (table.event == "page_view")).sum())
+
+
+def test_spotlight_as_published_names_a_flood_of_one_segment():
+    events, inc, metric = _events({"iOS": 0.95, "Android": 0.03, "Windows": 0.02})
+    view = spotlight_faithful(events, inc, metric, max_rows=2000)
+    assert view["verdict"] == "root cause", view
+    assert "os=iOS" in [c["feature"] for c in view["causes"]]
+    assert view["forest"]["max_depth"] in SPOTLIGHT_GRID["max_depth"] and view["positives"] + view["negatives"] == 2000
 
 
 def test_demo_bot_flood_is_put_down_to_headless_chrome(tmp_path):
