@@ -26,6 +26,7 @@ from sleuth.alerts import open_store, run_once  # noqa: E402
 from sleuth.bench.shop import write_shop  # noqa: E402
 from sleuth.cli import DEMO_CONFIG  # noqa: E402
 from sleuth.dashboard import data as d  # noqa: E402
+from sleuth.dashboard.report import top_incidents  # noqa: E402
 from sleuth.dashboard.source import ENV, prepare  # noqa: E402
 from sleuth.incidents import Incident  # noqa: E402
 from sleuth.pipeline import detect  # noqa: E402
@@ -312,7 +313,7 @@ def test_report_is_self_contained_and_tells_each_incident(shop, run_cli, tmp_pat
     since = det.incidents[len(det.incidents) // 2].start
     out = tmp_path / "report.html"
     proc = run_cli("report", shop["events"], "--config", shop["config"], "--since", since, "--out", out,
-                   timeout=300)
+                   "--classifier", "1", timeout=300)
     assert proc.returncode == 0, proc.stderr
     page = out.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]+src=", page), "no external script"
@@ -323,6 +324,18 @@ def test_report_is_self_contained_and_tells_each_incident(shop, run_cli, tmp_pat
     for inc in expected:
         assert escape(d.incident_summary(inc, det.config.timezone)) in page
     assert "day of week" in page and "revenue at stake" in page
+    # --classifier 1: the most severe incident, and only it, has its classifier view
+    assert page.count("<h3>Classifier view</h3>") == 1 and "The classifier view is shown for the 1 most severe." in page
+    top = top_incidents(expected, 1)[0]
+    section = page.split(f"<section id='{top.id}'>")[1].split("</section>")[0]
+    assert "<h3>Classifier view</h3>" in section and ("Unknown:" in section or "represented" in section)
+
+
+def test_the_most_severe_incidents_come_first_for_the_report():
+    incs = [Incident(id=i, metric="m", segment={}, start="2026-03-09T10:00:00Z", end="2026-03-09T11:00:00Z",
+                     direction="up", actual=1.0, expected=1.0, lower=None, upper=None, score=score, severity=sev)
+            for i, sev, score in [("a", "low", 0.99), ("b", "high", 0.7), ("c", "high", 0.9), ("d", "medium", 0.95)]]
+    assert [i.id for i in top_incidents(incs, 3)] == ["c", "b", "d"] and top_incidents(incs, 0) == []
 
 
 # ------------------------------------------------------------------------------ real browser

@@ -311,9 +311,11 @@ def explain(
 def _print_classifier(view: dict) -> None:
     from rich.table import Table
 
-    fit = f"held-out ROC AUC {view['auc']:.2f}, recall {view['recall']:.2f}" if view["auc"] is not None else "no model"
-    out.print(f"classifier view: {view['verdict']} ({fit}; {view['positives']:,} incident events vs "
-              f"{view['negatives']:,} others)" + (f": {view['reason']}" if view["reason"] else ""))
+    from .explain.classifier import fit_text
+
+    out.print(f"classifier view: {view['verdict']} ({fit_text(view)}; {view['positives']:,} {view['unit']} in the "
+              f"incident vs {view['negatives']:,} in the same hours a week before)"
+              + (f": {view['reason']}" if view["reason"] else ""), markup=False, highlight=False)
     for cause in view["causes"]:
         out.print(f"  {cause['text']}")
     if not view["features"]:
@@ -516,6 +518,40 @@ def bench_panomaly(path: Path = typer.Argument(Path("../shared/data/lazylantern-
                   f"sleuth's mode {d['panomaly_sleuth_mode']}, sleuth {d['sleuth']} "
                   f"({1 - d['sleuth'] / max(d['incidents'], 1):.0%} fewer); groups mixing incidents: {d['sleuth_mixed_groups']}")
     out.print(f"{res['seconds']:.1f} s for the reference checks")
+@bench_app.command("classifier")
+def bench_classifier(weeks: int = typer.Option(3, min=3, max=12, help="weeks of demo history"),
+                     sessions_per_hour: float = typer.Option(1000.0, min=100, help="average sessions per hour"),
+                     seed: int = typer.Option(7, help="random seed of the demo shop"),
+                     all_metrics: bool = typer.Option(False, "--all-metrics", help="every metric each incident moves, "
+                                                      "not only its first (several minutes)"),
+                     as_json: bool = typer.Option(False, "--json")) -> None:
+    """Spotlight as published vs sleuth's classifier view on the demo shop's injected incidents."""
+    from rich.table import Table
+
+    from .bench.classifier import run_classifier_bench
+
+    res = run_classifier_bench(weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed, all_metrics=all_metrics)
+    if _emit_json(res, as_json):
+        return
+    table = Table(title=f"classifier view on the demo shop ({res['events']:,} events, {weeks} weeks, "
+                        f"{sessions_per_hour:g} sessions/h)", title_justify="left")
+    for col in ("incident", "metric", "injected segment", "variant", "verdict", "named", "segment named",
+                "AUC", "excess AUC", "s", "right"):
+        table.add_column(col)
+    for r in res["incidents"]:
+        seg = ", ".join(f"{k}={v}" for k, v in r["segment"].items()) or "(site-wide)"
+        for variant in ("faithful", "ours"):
+            v = r[variant]
+            table.add_row(r["incident"], r["metric"], seg, variant, v["verdict"], ", ".join(v["named"]) or "-",
+                          {True: "yes", False: "no", None: "n/a"}[v["has_segment"]],
+                          "-" if v["auc"] is None else f"{v['auc']:.2f}",
+                          "-" if v["excess_auc"] is None else f"{v['excess_auc']:.2f}", f"{v['seconds']:.1f}",
+                          "yes" if v["right"] else "no")
+    out.print(table)
+    for variant, tot in res["totals"].items():
+        out.print(f"{variant}: {tot['right']}/{len(res['incidents'])} right; seconds per incident median "
+                  f"{tot['median_seconds']:.1f}, max {tot['max_seconds']:.1f}")
+    out.print(f"{res['seconds']:.0f} s in all")
 
 
 DEMO_CONFIG = """\
@@ -729,6 +765,8 @@ def report(
     config: Optional[Path] = ConfigOpt,
     since: Optional[str] = typer.Option(None, help="incidents starting at or after this time (ISO 8601)"),
     until: Optional[str] = typer.Option(None, help="read only events before this time"),
+    classifier: int = typer.Option(0, "--classifier", min=0, help="add the classifier view (random forest + SHAP) "
+                                   "of the N most severe incidents; seconds each"),
 ) -> None:
     """Write a self-contained HTML report of a period's incidents, each explained with its context."""
     try:
@@ -737,7 +775,7 @@ def report(
         raise SleuthError(f"the report needs the dashboard extra ({e.name} is missing): "
                           "pip install 'sleuth[dashboard]'") from None
     with stages() as say:
-        done = write_report(source, out_path, config, since=since, until=until, progress=say)
+        done = write_report(source, out_path, config, since=since, until=until, progress=say, classifier=classifier)
     err.print(f"wrote {done['out']}: {done['incidents']} incidents, {done['bytes'] / 1e6:.1f} MB, opens offline",
               markup=False, highlight=False)
 

@@ -354,7 +354,9 @@ def classifier_view(det: Detection, inc: Incident) -> dict[str, Any]:
 
 def classifier_summary(view: dict[str, Any]) -> str:
     """The verdict in a sentence: the causes, or why there is none, with the model's fit."""
-    fit = f"held-out ROC AUC {view['auc']:.2f}, recall {view['recall']:.2f}" if view.get("auc") is not None else "no model"
+    from ..explain.classifier import fit_text
+
+    fit = fit_text(view)
     if view["causes"]:
         return "; ".join(c["text"] for c in view["causes"]) + f" ({fit})"
     return f"Unknown: {view['reason']} ({fit})"

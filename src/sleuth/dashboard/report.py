@@ -2,7 +2,8 @@
 
 Everything is inline (plotly's JavaScript once, the charts as JSON), so the file opens offline and
 can be mailed or archived: one section per incident with its sentence, its calendar context,
-revenue at stake, root causes, path change, peers and a chart.
+revenue at stake, root causes, path change, peers and a chart; on request (it takes seconds per
+incident), the classifier view of the most severe ones.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..incidents import Incident
+from ..incidents import SEVERITY_RANK, Incident
 from ..pipeline import Detection, detect
 from . import data as d
 
@@ -45,8 +46,21 @@ def _context(det: Detection, inc: Incident) -> str:
     return f"<table class='context'>{''.join(rows)}</table>"
 
 
-def incident_section(det: Detection, inc: Incident, with_js: bool) -> str:
-    """One incident: sentence, context, chart, root causes, path change, peers."""
+def top_incidents(incidents: list[Incident], n: int) -> list[Incident]:
+    """The ``n`` most severe incidents: by severity, then score, then the size of the change."""
+    return sorted(incidents, key=lambda i: (-SEVERITY_RANK[i.severity], -i.score, -abs(i.change or 0), i.id))[:n]
+
+
+def _classifier(view: dict[str, Any] | None) -> list[str]:
+    if view is None:
+        return []
+    chart = d.classifier_figure(view).to_html(full_html=False, include_plotlyjs=False)
+    return ["<h3>Classifier view</h3>", f"<p>{html.escape(d.classifier_summary(view))}</p>", chart]
+
+
+def incident_section(det: Detection, inc: Incident, with_js: bool, classifier: dict[str, Any] | None = None) -> str:
+    """One incident: sentence, context, chart, root causes, path change, peers, and its
+    ``classifier`` view when it was computed."""
     sentence = d.incident_summary(inc, det.config.timezone)
     chart = d.incident_figure(det, inc).to_html(full_html=False, include_plotlyjs=with_js)
     parts = [
@@ -56,29 +70,33 @@ def incident_section(det: Detection, inc: Incident, with_js: bool) -> str:
         "<h3>Root causes</h3>", _table(d.root_cause_frame(inc), percent=("explains",)),
         "<h3>Event-path change</h3>", _table(d.path_frame(inc), percent=("usually", "during", "change")),
         "<h3>Peer properties in the same hours</h3>", _table(d.peer_frame(inc), percent=("change",)),
-        "</section>",
+        *_classifier(classifier), "</section>",
     ]
     return "\n".join(parts)
 
 
-def render_report(det: Detection, title: str) -> str:
-    """The whole page; plotly's JavaScript is inlined with the first chart only."""
+def render_report(det: Detection, title: str, classifier: int = 0) -> str:
+    """The whole page; plotly's JavaScript is inlined with the first chart only. The
+    ``classifier`` most severe incidents get their classifier view."""
     incs = sorted(det.incidents, key=lambda i: i.start)
-    sections = [incident_section(det, inc, with_js=(n == 0)) for n, inc in enumerate(incs)]
+    views = {inc.id: d.classifier_view(det, inc) for inc in top_incidents(incs, classifier)}
+    sections = [incident_section(det, inc, with_js=(n == 0), classifier=views.get(inc.id)) for n, inc in enumerate(incs)]
     toc = "".join(f"<li><a href='#{i.id}'>{html.escape(d.incident_summary(i, det.config.timezone))}</a></li>"
                   for i in incs)
     body = "\n".join(sections) if sections else "<p>No incidents in this period.</p>"
+    note = f" The classifier view is shown for the {len(views)} most severe." if views else ""
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{len(incs)} incidents.</p><ol>{toc}</ol>{body}</body></html>")
+            f"<p>{len(incs)} incidents.{note}</p><ol>{toc}</ol>{body}</body></html>")
 
 
 def write_report(source: Any, out: str | Path, config: Any = None, since: Any = None, until: Any = None,
-                 progress: Callable[[str], None] | None = None) -> dict:
-    """Detect over ``source`` (data before ``until``; incidents from ``since``) and write the page."""
+                 progress: Callable[[str], None] | None = None, classifier: int = 0) -> dict:
+    """Detect over ``source`` (data before ``until``; incidents from ``since``) and write the page,
+    with the classifier view of the ``classifier`` most severe incidents."""
     det = detect(source, config, since=since, until=until, progress=progress)
     span = f"{since or 'the start'} to {until or 'the end'}"
-    page = render_report(det, f"sleuth report: {span}")
+    page = render_report(det, f"sleuth report: {span}", classifier=classifier)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
