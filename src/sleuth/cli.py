@@ -208,6 +208,7 @@ def rca(
 ) -> None:
     """Localise the root causes of each leaf table (Contract 5)."""
     from .explain.rca import localize
+    from .incidents import segment_text
     from .score import read_csv_checked
 
     if (real_den is None) != (predict_den is None):
@@ -227,7 +228,7 @@ def rca(
         if not found:
             out.print("  no segment stands out: the change is spread over everything, or within noise")
         for rc in found:
-            seg = ", ".join(f"{k}={v}" for k, v in rc.segment.items())
+            seg = segment_text(rc.segment, "")
             out.print(f"  {seg:<50} explains {rc.explains:6.1%}  score {rc.score:.2f}  "
                       f"actual {rc.actual:,.4g} vs expected {rc.expected:,.4g}")
 
@@ -246,6 +247,7 @@ def explain(
     """Explain one incident: root-cause segments, contributions per dimension, event-path change."""
     from rich.table import Table
 
+    from .incidents import segment_text
     from .pipeline import detect as run_detect
     from .report import cause_text
 
@@ -263,7 +265,7 @@ def explain(
     if as_json:
         sys.stdout.write(inc.to_json() + "\n")
         return
-    seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items()) or "all traffic"
+    seg = segment_text(inc.segment)
     out.print(f"[bold]{inc.metric}[/] ({inc.property}, {seg}) went {inc.direction} from {inc.start} to {inc.end}: "
               f"{inc.actual:,.4g} against {inc.expected:,.4g} expected ({(inc.change or 0):+.0%}); top cause: {cause_text(inc)}")
     if method == "classifier":
@@ -273,7 +275,7 @@ def explain(
         linked = [i for i in result.incidents if i.id in inc.linked]
         out.print(f"linked incidents (sent as one alert): {len(linked)}" if linked else "linked incidents: none")
         for i in linked:
-            seg = ", ".join(f"{k}={v}" for k, v in i.segment.items()) or "all"
+            seg = segment_text(i.segment, "all")
             out.print(f"  {i.id}  {i.metric} ({i.property}, {seg}) {i.direction} {(i.change or 0):+.0%}, {i.start} to {i.end}")
             why = inc.link_evidence.get(i.id)
             out.print(f"      why: {'; '.join(why)}" if why else "      why: through others in the group")
@@ -285,7 +287,7 @@ def explain(
     for col in ("segment", "explains", "score"):
         table.add_column(col)
     for rc in inc.root_causes:
-        table.add_row(", ".join(f"{k}={v}" for k, v in rc["segment"].items()), f"{rc['explains']:.0%}", f"{rc['score']:.2f}")
+        table.add_row(segment_text(rc["segment"], ""), f"{rc['explains']:.0%}", f"{rc['score']:.2f}")
     out.print(table)
     for dim, rows in inc.rate_mix.items():
         t = Table(title=f"rate effect vs mix effect by {dim} (points of {inc.metric})", title_justify="left")
@@ -529,6 +531,7 @@ def bench_classifier(weeks: int = typer.Option(3, min=3, max=12, help="weeks of 
     from rich.table import Table
 
     from .bench.classifier import run_classifier_bench
+    from .incidents import segment_text
 
     res = run_classifier_bench(weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed, all_metrics=all_metrics)
     if _emit_json(res, as_json):
@@ -539,7 +542,7 @@ def bench_classifier(weeks: int = typer.Option(3, min=3, max=12, help="weeks of 
                 "AUC", "excess AUC", "s", "right"):
         table.add_column(col)
     for r in res["incidents"]:
-        seg = ", ".join(f"{k}={v}" for k, v in r["segment"].items()) or "(site-wide)"
+        seg = segment_text(r["segment"], "(site-wide)")
         for variant in ("faithful", "ours"):
             v = r[variant]
             table.add_row(r["incident"], r["metric"], seg, variant, v["verdict"], ", ".join(v["named"]) or "-",
@@ -646,6 +649,8 @@ def alerts_list(
     """List stored incidents, the most recent first."""
     from rich.table import Table
 
+    from .incidents import segment_text
+
     db = _open(config, store)
     rows = db.incidents(state=state, limit=limit)
     db.close()
@@ -658,7 +663,7 @@ def alerts_list(
                 "severity", "rev", "quiet"):
         table.add_column(col)
     for r in rows:
-        seg = ", ".join(f"{k}={v}" for k, v in json.loads(r["segment"]).items()) or "all"
+        seg = segment_text(json.loads(r["segment"]), "all")
         table.add_row(r["key"], r["state"], r["property"], r["metric"], seg, f"{r['start_at']:%Y-%m-%d %H:%M}",
                       f"{r['end_at']:%Y-%m-%d %H:%M}", r["direction"],
                       f"{r['change']:+.0%}" if r["change"] is not None else "-", r["severity"], str(r["revision"]),

@@ -86,6 +86,12 @@ class Incident:
         return pd.Timestamp(self.end).tz_convert("UTC").tz_localize(None)
 
 
+def segment_text(segment: dict | tuple, empty: str = "all traffic") -> str:
+    """``os=iOS, device=mobile``: a segment as people read it; ``empty`` for the total."""
+    items = segment.items() if isinstance(segment, dict) else segment
+    return ", ".join(f"{k}={v}" for k, v in items) or empty
+
+
 def incident_id(property: str, metric: str, segment: dict[str, str], start: str) -> str:
     """Stable across runs: the same incident detected twice gets the same id."""
     key = json.dumps([property, metric, sorted(segment.items()), start])
@@ -284,6 +290,6 @@ def incidents_frame(incidents: list[Incident]) -> pd.DataFrame:
     for inc in incidents:
         d = inc.to_dict()
         rc = inc.root_causes[0]["segment"] if inc.root_causes else None
-        d["top_root_cause"] = ", ".join(f"{k}={v}" for k, v in rc.items()) if rc else None
+        d["top_root_cause"] = segment_text(rc) if rc else None
         rows.append({c: d.get(c) for c in cols})
     return pd.DataFrame(rows, columns=cols)

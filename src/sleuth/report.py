@@ -7,7 +7,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from .incidents import SEVERITY_RANK, Incident
+from .incidents import SEVERITY_RANK, Incident, segment_text
 
 
 def _fmt(x: float | None, ratio: bool) -> str:
@@ -28,7 +28,7 @@ def cause_text(inc: Incident) -> str:
     if not inc.root_causes:
         return "site-wide" if not inc.segment else "-"
     rc = inc.root_causes[0]
-    seg = ", ".join(f"{k}={v}" for k, v in rc["segment"].items())
+    seg = segment_text(rc["segment"], "")
     return f"{seg} ({min(max(rc['explains'], 0), 1):.0%})"
 
 
@@ -42,7 +42,7 @@ def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: s
         ratio = inc.metric in ratio_metrics
         change = f"{inc.change:+.0%}" if inc.change is not None else "new"
         color = {"high": "red", "medium": "yellow", "low": "cyan"}[inc.severity]
-        seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items()) or "(all)"
+        seg = segment_text(inc.segment, "(all)")
         table.add_row(_when(inc), inc.property, inc.metric, seg, _fmt(inc.actual, ratio), _fmt(inc.expected, ratio),
                       change, f"[{color}]{inc.severity}[/]", inc.shape, cause_text(inc))
     return table
@@ -58,8 +58,7 @@ def _evidence_kinds(group: list[Incident]) -> str:
 
 
 def _label(inc: Incident) -> str:
-    seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items())
-    return f"{inc.metric} [{seg}]" if seg else inc.metric
+    return f"{inc.metric} [{segment_text(inc.segment, '')}]" if inc.segment else inc.metric
 
 
 def groups_table(incidents: list[Incident], title: str = "Alerts: linked incidents go out together") -> Table:
@@ -87,7 +86,7 @@ def truth_table(evaluation: dict[str, Any], truth: list[Any]) -> Table:
                 "explained by"):
         table.add_column(col)
     for t, r in zip(truth, evaluation["per_incident"]):
-        seg = ", ".join(f"{k}={v}" for k, v in t.segment.items())
+        seg = segment_text(t.segment, "")
         name = f"{t.kind} ({t.property}{', ' + seg if seg else ''})"
         when = f"{t.start:%a %b %d %H:%M}–{t.end:%H:%M}"
         found = "[green]yes[/]" if r["found"] else "[red]no[/]"

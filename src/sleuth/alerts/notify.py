@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..config import NotifyRoute
 from ..errors import ConfigError
-from ..incidents import SEVERITY_RANK
+from ..incidents import SEVERITY_RANK, segment_text
 
 logging.getLogger("apprise").addHandler(logging.NullHandler())
 logging.getLogger("apprise").propagate = False
@@ -111,7 +111,7 @@ def _when(inc: dict) -> str:
 
 
 def _segment(seg: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in seg.items()) or "all traffic"
+    return segment_text(seg)
 
 
 def describe(inc: dict) -> list[str]:

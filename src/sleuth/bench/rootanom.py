@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..incidents import segment_text
 from ..explain.paths import END, FDR, disrupted_event_for, path_change, transitions_for
 from .shop import generate_shop
 
@@ -334,7 +335,7 @@ def shop_comparison(weeks: int = 5, sessions_per_hour: float = 400.0, seed: int 
                     f"sleuth ({inc.property}, 1 baseline week)": sleuth_case(events, start, end, inc.property, weeks=1),
                     f"sleuth ({inc.property}, 4 baseline weeks)": sleuth_case(events, start, end, inc.property)}
             if inc.segment:
-                seg = ", ".join(f"{k}={v}" for k, v in inc.segment.items())
+                seg = segment_text(inc.segment, "")
                 rows[f"sleuth ({inc.property}, {seg}, 4 weeks)"] = sleuth_case(events, start, end, inc.property,
                                                                                   inc.segment)
             cases.append({"case": name, "start": str(start), "end": str(end), "incident": not shift,

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..calendar import holiday_names
-from ..incidents import Incident
+from ..incidents import Incident, segment_text
 from ..metrics.cube import TOTAL
 from ..pipeline import Detection
 
@@ -75,7 +75,7 @@ def store_frame(rows: list[dict], state: str | None = None, severity: str | None
     for r in rows:
         if (state and r["state"] != state) or (severity and r["severity"] != severity):
             continue
-        seg = ", ".join(f"{k}={v}" for k, v in json.loads(r["segment"]).items()) or "all"
+        seg = segment_text(json.loads(r["segment"]), "all")
         out.append({"key": r["key"], "state": r["state"], "quiet": r["quiet"] or "", "property": r["property"],
                     "metric": r["metric"], "segment": seg, "start": r["start_at"], "end": r["end_at"],
                     "direction": r["direction"], "change": r["change"], "severity": r["severity"]})
@@ -234,7 +234,7 @@ def revenue_at_stake(det: Detection, inc: Incident) -> float | None:
 
 def root_cause_frame(inc: Incident) -> pd.DataFrame:
     """The root-cause segments, strongest first: what each explains of the change."""
-    rows = [{"segment": ", ".join(f"{k}={v}" for k, v in rc["segment"].items()),
+    rows = [{"segment": segment_text(rc["segment"], ""),
              "explains": rc.get("explains"), "actual": rc.get("actual"), "expected": rc.get("expected"),
              "score": rc.get("score")} for rc in inc.root_causes]
     return pd.DataFrame(rows, columns=["segment", "explains", "actual", "expected", "score"])

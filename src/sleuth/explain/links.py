@@ -27,7 +27,7 @@ import networkx as nx
 import pandas as pd
 
 from ..config import Metric
-from ..incidents import SEVERITY_RANK, Incident
+from ..incidents import SEVERITY_RANK, Incident, segment_text
 
 #: an incident pair needs at least this link weight to be joined
 MIN_WEIGHT = 0.5
@@ -90,7 +90,7 @@ def link_evidence(a: Incident, b: Incident, step: pd.Timedelta, metrics: dict[st
     shared = _causes(a) & _causes(b)
     if shared:
         weight += SHARED_CAUSE
-        reasons.append("same root cause " + ", ".join(f"{k}={v}" for k, v in sorted(shared)[0]))
+        reasons.append("same root cause " + segment_text(sorted(shared)[0]))
     tree = tree_related(a, b, metrics or {})
     if tree:
         weight += METRIC_TREE
