@@ -81,15 +81,19 @@ def test_a_partial_overlap_links_only_with_evidence_and_says_why():
     assert link_evidence(related, unrelated, H, METRICS)[0] < 0.5
     assert a.link_evidence["b"][0].startswith("windows overlap") and "both built from purchase" in a.link_evidence["b"][1]
     # the event network: users moved search -> add_to_cart in that span, so those two are one event
-    moves = pd.DataFrame({"from": [START, "search", "add_to_cart", START, "home"],
-                          "to": ["search", "add_to_cart", END, "home", END], "n": [40.0, 30.0, 30.0, 50.0, 50.0]})
+    moves = pd.DataFrame({"from": [START, "search", "add_to_cart", START, "home", "view", "view"],
+                          "to": ["search", "add_to_cart", END, "home", "view", "home", END],
+                          "n": [40.0, 30.0, 30.0, 50.0, 50.0, 40.0, 50.0]})
     cart = inc("d", "add_to_cart", "2026-01-01 19:00", 6)
     calls = []
     network = event_network_links([a, unrelated, cart], METRICS, H,
                                   lambda prop, s, e: calls.append((prop, s, e)) or moves)
     assert calls == [("web", pd.Timestamp("2026-01-01 10:00"), pd.Timestamp("2026-01-02 01:00"))]
     assert link_incidents([unrelated, cart], H, METRICS)[0][0].linked == []  # the overlap alone is too weak
-    assert list(network) == [frozenset({"c", "d"})] and "event network: add_to_cart ~ search" in network[frozenset({"c", "d"})]
+    assert list(network) == [frozenset({"c", "d"})]
+    # 30 of the 120 moves, all of search's: 4x likelier than chance
+    assert network[frozenset({"c", "d"})] == ("event network: add_to_cart ~ search (30 moves between them, "
+                                              "4.0x chance, within one community)")
     link_incidents([a, unrelated, cart], H, METRICS, network)
     assert unrelated.linked == ["d"] and any(r.startswith("event network") for r in unrelated.link_evidence["d"])
 

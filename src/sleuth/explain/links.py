@@ -149,7 +149,7 @@ def event_network_links(incidents: list[Incident], metrics: dict[str, Metric], s
     that span, with START and END states (:func:`sleuth.explain.paths.transition_counts`) and
     is called once per cluster of incidents that overlap in time and have at least two
     different events between them."""
-    from .panomaly import TAGS, Anomaly, link_anomalies, session_moves
+    from .panomaly import Anomaly, link_anomalies, session_moves
 
     out: NetworkLinks = {}
     for cluster in _overlap_clusters(incidents, step):
@@ -165,10 +165,19 @@ def event_network_links(incidents: list[Incident], metrics: dict[str, Metric], s
                                                   max(x.end_time() for x in cluster)))
         table = link_anomalies([Anomaly(e, e) for e in events], moves, counts)
         true = table[table["Verdict"] & table["pan_class"].isin([1, 2, 3])]
-        linked = {frozenset((r.id_anom1, r.id_anom2)): f"event network: {r.id_anom1} ~ {r.id_anom2} "
-                  f"({TAGS[int(r.pan_class)]}, {int(r.PbNab)} moves)" for r in true.itertuples(index=False)}
+        linked = {frozenset((r.id_anom1, r.id_anom2)): _network_reason(r) for r in true.itertuples(index=False)}
         for a, b in combinations(event_of, 2):
             reason = linked.get(frozenset((event_of[a], event_of[b])))
             if reason:
                 out[frozenset((a, b))] = reason
     return out
+
+
+def _network_reason(link) -> str:
+    """A true link of the event network in words, by its Panomaly class."""
+    pair = f"{link.id_anom1} ~ {link.id_anom2}"
+    if link.pan_class == 1:
+        return f"event network: {pair} (one community of user paths)"
+    where = "within one community" if link.pan_class == 3 else "across communities"
+    return (f"event network: {pair} ({int(link.PbNab)} moves between them, {link.lift:.1f}x chance, "
+            f"{where})")
