@@ -64,8 +64,8 @@ METRICS = {m.name: m for m in [
 def test_the_metric_tree_relates_metrics_built_from_the_same_events():
     t = "2026-01-01 10:00"
     assert "both built from purchase" in tree_related(inc("a", "orders", t, 2), inc("b", "revenue", t, 2), METRICS)
-    assert "sessions counts every event" in tree_related(inc("a", "sessions", t, 2), inc("b", "orders", t, 2), METRICS)
-    assert "conversion_rate counts every event" in tree_related(inc("a", "conversion_rate", t, 2), inc("b", "search", t, 2), METRICS)
+    assert "sessions is built on all traffic" in tree_related(inc("a", "sessions", t, 2), inc("b", "orders", t, 2), METRICS)
+    assert "conversion_rate is built on all traffic" in tree_related(inc("a", "conversion_rate", t, 2), inc("b", "search", t, 2), METRICS)
     assert tree_related(inc("a", "add_to_cart", t, 2), inc("b", "revenue", t, 2), METRICS) is None
     child = inc("c", "orders", t, 2)
     child.segment = {"os": "iOS"}

@@ -69,7 +69,7 @@ def tree_related(a: Incident, b: Incident, metrics: dict[str, Metric]) -> str | 
         return None
     if fa is None or fb is None:
         traffic = a.metric if fa is None else b.metric
-        return f"metric tree: {traffic} counts every event"
+        return f"metric tree: {traffic} is built on all traffic"
     shared = fa & fb
     return f"metric tree: both built from {', '.join(sorted(shared))}" if shared else None
 
