@@ -329,6 +329,11 @@ def test_report_is_self_contained_and_tells_each_incident(shop, run_cli, tmp_pat
     top = top_incidents(expected, 1)[0]
     section = page.split(f"<section id='{top.id}'>")[1].split("</section>")[0]
     assert "<h3>Classifier view</h3>" in section and ("Unknown:" in section or "represented" in section)
+    # each incident's section lists the incidents sent with it and why
+    linked = next(i for i in expected if i.link_evidence)
+    section = page.split(f"<section id='{linked.id}'>")[1].split("</section>")[0]
+    assert "<h3>Linked anomalies (sent as one alert)</h3>" in section
+    assert all(other in section for other in linked.linked) and "windows overlap" in section
 
 
 def test_the_most_severe_incidents_come_first_for_the_report():

@@ -70,6 +70,7 @@ def incident_section(det: Detection, inc: Incident, with_js: bool, classifier: d
         "<h3>Root causes</h3>", _table(d.root_cause_frame(inc), percent=("explains",)),
         "<h3>Event-path change</h3>", _table(d.path_frame(inc), percent=("usually", "during", "change")),
         "<h3>Peer properties in the same hours</h3>", _table(d.peer_frame(inc), percent=("change",)),
+        "<h3>Linked anomalies (sent as one alert)</h3>", _table(d.link_frame(det, inc), percent=("change",)),
         *_classifier(classifier), "</section>",
     ]
     return "\n".join(parts)
