@@ -13,19 +13,17 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from .bench.cli import bench_app
+from .console import emit_json, err, out
 from .errors import SleuthError
 
 app = typer.Typer(
     name="sleuth", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Watch the metrics of a website or app, detect anomalies and explain why.",
 )
-out = Console()
-if not out.is_terminal:  # piped or in CI: tables at a readable width instead of 80 columns
-    out = Console(width=160)
-err = Console(stderr=True)
+app.add_typer(bench_app, name="bench")
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="sleuth.yaml (default: derive metrics from the data)")
 DetectorOpt = typer.Option("seasonal", "--detector", "-d",
@@ -348,215 +346,6 @@ def _print_paths(inc) -> None:
     out.print(t)
 
 
-def _print_matrix_summary(res: dict) -> None:
-    from rich.table import Table
-
-    runs = res["runs"]
-    t = Table(title=f"over {len(runs)} shops (seeds {', '.join(str(r['seed']) for r in runs)}): windows whose top "
-                    "disruption names begin_checkout→purchase/(end) (or only one of its events), and windows with any "
-                    "disruption", title_justify="left")
-    for col in ("method", "incident: names the step", "incident: an event of it", "incident: any disruption",
-                "normal: names the step", "normal: an event of it", "normal: any disruption"):
-        t.add_column(col)
-    for name, m in res["summary"].items():
-        t.add_row(name, *(f"{m[f'{side}_{k}']}/{m[f'{side}_windows']}" for side in ("incident", "normal")
-                          for k in ("step", "event", "with_disruptions")))
-    out.print(t)
-
-
-def _emit_json(result: dict, as_json: bool) -> bool:
-    """Print ``result`` as one JSON line when ``--json`` was given; say whether it did."""
-    if as_json:
-        sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False) + "\n")
-    return as_json
-
-
-bench_app = typer.Typer(help="Benchmarks on public data (NAB, cloud monitoring, root-cause cases, root_anom) and speed.",
-                        no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
-
-
-@bench_app.command("nab")
-def bench_nab(path: Path = typer.Argument(Path("../shared/bench/nab"), help="NAB folder (data/, labels/, config/)"),
-              as_json: bool = typer.Option(False, "--json")) -> None:
-    """Replay every NAB file as a stream and print NAB scores (standard, low FP, low FN)."""
-    from .bench.nab import run_nab
-
-    res = run_nab(path)
-    if _emit_json(res, as_json):
-        return
-    out.print(f"NAB: {res['files']} files, {res['rows']:,} rows in {res['seconds']:.1f} s (detector {res['detector']})")
-    for name, p in res["profiles"].items():
-        out.print(f"  {name:<22} oracle {p['oracle']['score']:7.2f} (threshold {p['oracle']['threshold']:.3f})   "
-                  f"shipped default {p['is_anomaly']['score']:7.2f}   first row of each alarm {p['onsets']['score']:7.2f}")
-    if res.get("reference"):
-        ref = res["reference"]
-        out.print("  reference (Numenta HTM's published output, same scorer): "
-                  + ", ".join(f"{k} {v['oracle']['score']:.2f}" for k, v in ref.items()))
-
-
-@bench_app.command("cloud")
-def bench_cloud(path: Path = typer.Argument(Path("../shared/bench/ms-cloud-monitoring"), help="cloud-monitoring folder"),
-                as_json: bool = typer.Option(False, "--json")) -> None:
-    """Score the labelled cloud-monitoring series by event (caught or missed; false-alarm runs)."""
-    from .bench.cloud import run_cloud
-
-    res = run_cloud(path)
-    if _emit_json(res, as_json):
-        return
-    for name, d in [*res["domains"].items(), ("overall", res["overall"])]:
-        out.print(f"  {name:<38} caught {d['caught']:>3}/{d['events']:<3} (before warm-up: {d['blind']:>3})  "
-                  f"false-alarm runs {d['false_alarms']:>3}")
-
-
-@bench_app.command("rca")
-def bench_rca(path: Path = typer.Argument(Path("../shared/bench/rca/rs"), help="RS folder (anomaly.yaml) or a "
-                                          "Squeeze-format folder (injection_info.csv)"),
-              as_json: bool = typer.Option(False, "--json")) -> None:
-    """Score root-cause localisation with exact-match micro F1."""
-    from .bench.rca import run_folder
-
-    res = run_folder(path)
-    if _emit_json(res, as_json):
-        return
-    out.print(f"{path}: F1 {res['f1']:.3f} (TP {res['tp']}, FP {res['fp']}, FN {res['fn']}) "
-              f"over {res['cases']} cases in {res['seconds']:.2f} s")
-
-
-@bench_app.command("rootanom")
-def bench_rootanom(path: Path = typer.Argument(Path("../shared/data/lazylantern-root-anom"),
-                                               help="folder of root_anom's anonymized-anomalies-org<N>.csv"),
-                   shop: bool = typer.Option(True, "--shop/--no-shop", help="also compare the transition "
-                                             "matrices on generated demo shops (4 seeds, about 40 s)"),
-                   as_json: bool = typer.Option(False, "--json")) -> None:
-    """root_anom reproduced: its anomaly chaining against the reference chains, and its transition
-    matrix against sleuth's event-path change on the demo shop. Exits 1 if a reference is missed."""
-    from .bench.rootanom import run_rootanom
-
-    res = run_rootanom(path, shop=shop)
-    if not _emit_json(res, as_json):
-        _print_chaining(res["chaining"])
-        if shop:
-            _print_matrix_comparison(res["shop"]["runs"][0])
-            _print_matrix_summary(res["shop"])
-    if res["chaining"]["present"] and not res["chaining"]["reference_ok"]:
-        raise typer.Exit(1)
-
-
-def _print_chaining(res: dict) -> None:
-    if not res["present"]:
-        out.print(f"root_anom anomaly logs not present at {res['path']}: chaining check skipped")
-        return
-    ok = "[bold green]all match[/]" if res["reference_ok"] else "[bold red]DO NOT MATCH[/]"
-    out.print(f"root_anom chaining on {res['path']}: {res['reference_checked']} reference sources checked, {ok}"
-              + (f"; missing sources: {', '.join(res['missing_sources'])}" if res["missing_sources"] else ""))
-    for org, bug in res["last_row_bug"].items():
-        if bug:
-            out.print(f"  org {org}: last-row bug: row {bug['row']} (source {bug['source']}) joins anom_num "
-                      f"{bug['anom_num']} of source {bug['joined_source']} without overlapping it")
-    for s in res["sources"]:
-        f, r = s["faithful"], s["recommended"]
-        mark = {True: "matches the reference", False: "[red]differs from the reference[/]", None: "no reference"}
-        out.print(f"  org {s['org']} source {s['source']} ({s['rows']} rows): original {f['groups']} groups, chains "
-                  f"{f['chains']} ({mark[s['reference_ok']]}); sleuth {r['groups']} groups, chain sizes {r['chains']}")
-        for why, rows in s["changed"].items():
-            if rows:
-                out.print(f"    change group ({why}): rows {rows}")
-        if s["coincidental"]:
-            out.print(f"    same group for another reason (another source's rows bridged them): rows {s['coincidental']}")
-        if s["windows_cut_short"]:
-            out.print(f"    {s['windows_cut_short']} chain window(s) end at the last row's end, before the latest end")
-
-
-def _print_matrix_comparison(res: dict) -> None:
-    from rich.table import Table
-
-    t = Table(title=f"root_anom's matrix vs sleuth's path change: demo shop, {res['events']:,} events, "
-                    f"{res['weeks']} weeks, {res['sessions_per_hour']:g} sessions/h, seed {res['seed']} "
-                    f"({res['seconds']:.0f} s)", title_justify="left")
-    for col in ("window", "method", "top disruption", "names the break", "begin_checkout→purchase", "disrupted event",
-                "disruptions"):
-        t.add_column(col)
-    for case in res["cases"]:
-        for k, (name, m) in enumerate(case["methods"].items()):
-            top = f"{m['top']} ({m['change']:+.3f})" if m["change"] is not None else m["top"]
-            cell = "-" if m["break_change"] is None else f"{m['break_change']:+.3f}" + (
-                f", #{m['break_rank']}" if m["break_rank"] else "")
-            t.add_row(f"{case['case']}\n{case['start']} to {case['end']}" if k == 0 else "", name, top, m["verdict"],
-                      cell, m.get("disrupted_event", "-"), str(m["disruptions"]))
-    out.print(t)
-    share = [m["interleaved_share"] for c in res["cases"] for m in c["methods"].values() if "interleaved_share" in m]
-    out.print("begin_checkout→purchase: the change in the cell (the original: D of the column-normalised matrix, "
-              "its rank by |D| among all cells; sleuth: ΔP(next | current), its rank among the significant transitions). "
-              f"Disruptions: the original, cells with |D| > 0.1 (it has no test); sleuth, transitions with q < 0.01. "
-              f"In the original's interleaved stream {min(share):.0%} to {max(share):.0%} of adjacent rows are two "
-              "different users, so it counts almost no real move and most rows become self-loops.")
-@bench_app.command("panomaly")
-def bench_panomaly(path: Path = typer.Argument(Path("../shared/data/lazylantern-panomaly"),
-                                               help="Panomaly sample folder (the five CSVs and reference/)"),
-                   demo: bool = typer.Option(True, "--demo/--no-demo", help="also compare linking on the demo shop"),
-                   as_json: bool = typer.Option(False, "--json")) -> None:
-    """Linked anomalies: reproduce Panomaly's reference outputs, then compare alerts on the demo shop."""
-    from .bench.panomaly import demo_linking, run_panomaly
-
-    res = run_panomaly(path)
-    if demo:
-        res["demo"] = demo_linking()
-    if _emit_json(res, as_json):
-        return
-    for c in res["faithful"]:
-        verdict = "[green]matches[/]" if not c["mismatches"] and c["report_matches"] else "[red]differs[/]"
-        out.print(f"Panomaly reference {c['variant']} {c['window']}:00: {c['anomalies']} anomalies, {c['rows']} links, "
-                  f"{len(c['mismatches'])} values differ, report of {c['report_rows']} rows {verdict}")
-        for m in c["mismatches"][:5]:
-            out.print(f"  {m}")
-    for s in res["sleuth"]:
-        out.print(f"sleuth's mode {s['window']}:00: {s['anomalies']} anomalies -> {s['alerts']} alerts "
-                  f"({s['saved']:.0%} fewer), {s['links']} links; groups {s['groups']}")
-    if demo:
-        d = res["demo"]
-        out.print(f"Demo shop: {d['incidents']} incidents during {d['injected']} injected ones -> alerts: "
-                  f"no linking {d['no_linking']}, Panomaly original {d['panomaly_original']}, Panomaly in "
-                  f"sleuth's mode {d['panomaly_sleuth_mode']}, sleuth {d['sleuth']} "
-                  f"({1 - d['sleuth'] / max(d['incidents'], 1):.0%} fewer); groups mixing incidents: {d['sleuth_mixed_groups']}")
-    out.print(f"{res['seconds']:.1f} s for the reference checks")
-@bench_app.command("classifier")
-def bench_classifier(weeks: int = typer.Option(3, min=3, max=12, help="weeks of demo history"),
-                     sessions_per_hour: float = typer.Option(1000.0, min=100, help="average sessions per hour"),
-                     seed: int = typer.Option(7, help="random seed of the demo shop"),
-                     all_metrics: bool = typer.Option(False, "--all-metrics", help="every metric each incident moves, "
-                                                      "not only its first (several minutes)"),
-                     as_json: bool = typer.Option(False, "--json")) -> None:
-    """Spotlight as published vs sleuth's classifier view on the demo shop's injected incidents."""
-    from rich.table import Table
-
-    from .bench.classifier import run_classifier_bench
-    from .incidents import segment_text
-
-    res = run_classifier_bench(weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed, all_metrics=all_metrics)
-    if _emit_json(res, as_json):
-        return
-    table = Table(title=f"classifier view on the demo shop ({res['events']:,} events, {weeks} weeks, "
-                        f"{sessions_per_hour:g} sessions/h)", title_justify="left")
-    for col in ("incident", "metric", "injected segment", "variant", "verdict", "named", "segment named",
-                "AUC", "excess AUC", "s", "right"):
-        table.add_column(col)
-    for r in res["incidents"]:
-        seg = segment_text(r["segment"], "(site-wide)")
-        for variant in ("faithful", "ours"):
-            v = r[variant]
-            table.add_row(r["incident"], r["metric"], seg, variant, v["verdict"], ", ".join(v["named"]) or "-",
-                          {True: "yes", False: "no", None: "n/a"}[v["has_segment"]],
-                          "-" if v["auc"] is None else f"{v['auc']:.2f}",
-                          "-" if v["excess_auc"] is None else f"{v['excess_auc']:.2f}", f"{v['seconds']:.1f}",
-                          "yes" if v["right"] else "no")
-    out.print(table)
-    for variant, tot in res["totals"].items():
-        out.print(f"{variant}: {tot['right']}/{len(res['incidents'])} right; seconds per incident median "
-                  f"{tot['median_seconds']:.1f}, max {tot['max_seconds']:.1f}")
-    out.print(f"{res['seconds']:.0f} s in all")
-
-
 DEMO_CONFIG = """\
 # The demo shop's config (Contract 2). Metrics are derived from the data when 'metrics' is absent.
 granularity: 1h
@@ -592,7 +381,7 @@ def run(
 
     cfg = _alert_config(config)
     report = run_once(source, cfg, store=store, until=until, backfill=backfill, claim_timeout=claim_timeout)
-    if not _emit_json(report.to_dict(), as_json):
+    if not emit_json(report.to_dict(), as_json):
         out.print(report.line(), markup=False, highlight=False)
 
 
