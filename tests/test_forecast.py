@@ -128,3 +128,22 @@ def test_pipeline_runs_auto_and_notes_its_choice():
     counts = [int(c) for c in __import__("re").findall(r"for (\d+) of " + str(n), note)]
     assert counts and sum(counts) == n
     assert result.scores.expected.shape == result.cube.value.shape
+
+
+@pytest.mark.parametrize("name", ["mstl", "autoets"])
+def test_a_change_labelled_expected_is_expected_again_by_forecast_detectors(name):
+    """A Monday newsletter doubles traffic for three hours in weeks 5 and 6. With week 5's hours
+    labelled expected (``expected_ref``), week 6's bump is forecast and stays quiet."""
+    y = seasonal_counts(weeks=6, level=200, seed=3)[0]
+    first, second = 4 * WEEK + 9, 5 * WEEK + 9
+    for t in (first, second):
+        y[t:t + 3] *= 2
+    ref = np.full((1, len(y)), -1)
+    ref[0, second:second + 3] = np.arange(first, first + 3)
+    plain = get_detector(name).score_batch(batch(y))
+    labelled = get_detector(name).score_batch(SeriesBatch(**{**batch(y).__dict__, "expected_ref": ref}))
+    assert plain.is_anomaly[0, second:second + 3].sum() >= 2
+    assert not labelled.is_anomaly[0, second:second + 3].any()
+    assert np.all(labelled.expected[0, second:second + 3] > 1.5 * plain.expected[0, second:second + 3])
+    # the label changes nothing before the hours it points at: still causal
+    assert np.array_equal(labelled.is_anomaly[0, :second], plain.is_anomaly[0, :second])

@@ -51,6 +51,34 @@ class Scores:
     ready: np.ndarray        # bool [S, T]: enough history to alert
 
 
+def recurring_effect(batch: SeriesBatch, expected: np.ndarray, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Changes seen before and known to recur, for buckets ``start`` onwards: expect such a bucket
+    to move the series as much as its reference bucket did (actual over the expectation then,
+    from the raw values, so a reference counts even though it was flagged). References: the
+    same holiday's last occurrence (``holiday_ref``, every series), and the same hours of a
+    window people labelled expected (``expected_ref``, per series); both lie in the past, so
+    this stays causal. Returns the adjusted expectation and where an effect was learned."""
+    S, T = expected.shape
+    learned = np.zeros((S, T), bool)
+    refs = np.full((S, T - start), -1)
+    if batch.holiday_ref is not None:
+        refs[:] = batch.holiday_ref[None, start:T]
+    if batch.expected_ref is not None:
+        refs = np.where(batch.expected_ref[:, start:T] >= 0, batch.expected_ref[:, start:T], refs)
+    rows, t = np.nonzero(refs >= 0)
+    if not len(t):
+        return expected, learned
+    ref, t = refs[rows, t], t + start
+    base = expected[rows, ref]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        effect = batch.value[rows, ref] / base
+    ok = np.isfinite(effect) & (base > 0)
+    out = expected.copy()
+    out[rows, t] = np.where(ok, expected[rows, t] * np.clip(effect, 0.05, 20.0), expected[rows, t])
+    learned[rows, t] = ok
+    return out, learned
+
+
 class Detector(Protocol):
     name: str
 

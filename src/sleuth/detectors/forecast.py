@@ -34,7 +34,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from .base import Scores, SeriesBatch
+from .base import Scores, SeriesBatch, recurring_effect
 from .seasonal import _anscombe, _anscombe_inv, _online_quantile, _online_scale, _window_sum
 
 
@@ -136,6 +136,7 @@ class ForecastDetector(ABC):
             hist = clean[:, max(0, origin - self._window(batch)):origin]
             mean, half = self._forecast(batch, hist, refit)
             te[:, origin:end] = mean[:, : end - origin]
+            te = self._recurring(batch, te, origin, count)
             model_sigma[:, origin:end] = half[:, : end - origin] / z_level
             result = self._evaluate(batch, y, ty, te, model_sigma, end)
             flagged = result.is_anomaly[:, :end]
@@ -144,6 +145,16 @@ class ForecastDetector(ABC):
         if result is None:  # too short to forecast anything
             result = self._evaluate(batch, y, ty, te, model_sigma, T)
         return result
+
+    @staticmethod
+    def _recurring(batch: SeriesBatch, te: np.ndarray, origin: int, count: np.ndarray) -> np.ndarray:
+        """The forecast from ``origin`` on, moved by the holidays and the windows labelled
+        expected seen before (see :func:`recurring_effect`), on the fitting scale."""
+        if batch.holiday_ref is None and batch.expected_ref is None:
+            return te
+        level = np.where(count, _anscombe_inv(te), te)
+        moved, learned = recurring_effect(batch, level, origin)
+        return np.where(learned, np.where(count, _anscombe(moved), moved), te)
 
     def _evaluate(self, batch: SeriesBatch, y: np.ndarray, ty: np.ndarray, te: np.ndarray,
                   model_sigma: np.ndarray, end: int) -> Scores:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import Scores, SeriesBatch
+from .base import Scores, SeriesBatch, recurring_effect
 
 
 def _shift(a: np.ndarray, k: int) -> np.ndarray:
@@ -289,32 +289,6 @@ class RobustSeasonal:
         better = gain > 0.1 * loss
         return np.where(better, with_year, seasonal)
 
-    def _holiday_effect(self, batch: SeriesBatch, seasonal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Changes seen before and known to recur: expect this bucket to move the series as much
-        as its reference bucket did (actual over the expectation then, from the raw values, so a
-        reference counts even though it was flagged). References: the same holiday's last
-        occurrence (``holiday_ref``, every series), and the same hours of a window people
-        labelled expected (``expected_ref``, per series). Returns the expectation and where an
-        effect was learned."""
-        learned = np.zeros(seasonal.shape, bool)
-        refs = np.full(seasonal.shape, -1)
-        if batch.holiday_ref is not None:
-            refs[:] = batch.holiday_ref[None, :]
-        if batch.expected_ref is not None:
-            refs = np.where(batch.expected_ref >= 0, batch.expected_ref, refs)
-        rows, t = np.nonzero(refs >= 0)
-        if not len(t):
-            return seasonal, learned
-        ref = refs[rows, t]
-        base = seasonal[rows, ref]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            effect = batch.value[rows, ref] / base
-        ok = np.isfinite(effect) & (base > 0)
-        out = seasonal.copy()
-        out[rows, t] = np.where(ok, seasonal[rows, t] * np.clip(effect, 0.05, 20.0), seasonal[rows, t])
-        learned[rows, t] = ok
-        return out, learned
-
     def score_batch(self, batch: SeriesBatch) -> Scores:
         """Two passes: the second learns from a history where the first pass's anomalies are
         replaced by their expected values, so an old incident neither shifts the baseline nor
@@ -345,7 +319,7 @@ class RobustSeasonal:
         seasonal = seasonal * self._level(history, seasonal, batch)
         if self.yearly and batch.day == 1:
             seasonal = self._yearly(history, seasonal, batch)
-        seasonal, learned_holiday = self._holiday_effect(batch, seasonal)
+        seasonal, learned_holiday = recurring_effect(batch, seasonal)
         expected, ready = self._choose(history, seasonal, ready, batch)
         # what an anomalous bucket is replaced by in the history: the seasonal median, which one
         # bad week cannot move (a recent level or a borrowed share could carry the anomaly on)
