@@ -312,3 +312,23 @@ def test_expected_patterns_map_to_the_same_hours_of_later_weeks_only_within_the_
     old = expected_refs(cube, [{"property": "web", "metric": "views", "segment": {},
                                 "start": buckets[0] - pd.Timedelta(weeks=5), "end": buckets[0] - pd.Timedelta(weeks=5, hours=-2)}])
     assert (old >= 0).sum() == 0
+
+
+def test_an_incident_on_a_holiday_names_it():
+    """An outage on Independence Day (a Saturday in 2026): the incident says which holiday it
+    fell on when `holidays` is configured, and nothing without it."""
+    from sleuth.pipeline import detect
+
+    rng = np.random.default_rng(8)
+    hours = pd.date_range("2026-06-01", "2026-07-06", freq="h", inclusive="left")
+    rate = 200 * (1 + 0.5 * np.sin(2 * np.pi * (hours.hour.to_numpy() - 6) / 24))
+    rate[(hours >= "2026-07-04 10:00") & (hours < "2026-07-04 16:00")] = 0.0
+    n = rng.poisson(rate)
+    events = pd.DataFrame({"timestamp": np.repeat(hours.values, n), "event": "page_view"})
+    found = {}
+    for holidays in (["US"], []):
+        result = detect(events, {"granularity": "1h", "holidays": holidays, "dimensions": [],
+                                 "metrics": [{"name": "views", "type": "count"}]})
+        [inc] = [i for i in result.incidents if i.start.startswith("2026-07-04")]
+        found[bool(holidays)] = inc.holiday
+    assert found == {True: "Independence Day (US)", False: None}
