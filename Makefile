@@ -37,7 +37,7 @@ bench: install
 	@if [ -d $(SHARED)/ms-cloud-monitoring ]; then $(BIN)/sleuth bench cloud $(SHARED)/ms-cloud-monitoring; else echo "cloud-monitoring data not present: skipped"; fi
 	@if [ -d $(SHARED)/rca/rs ]; then $(BIN)/sleuth bench rca $(SHARED)/rca/rs; else echo "RS root-cause cases not present: skipped"; fi
 	$(BIN)/sleuth bench rootanom $(DATA)/lazylantern-root-anom
-	@if [ -d $(DATA)/lazylantern-panomaly ]; then $(BIN)/sleuth bench panomaly $(DATA)/lazylantern-panomaly; else echo "Panomaly sample data not present at $(DATA)/lazylantern-panomaly: skipped"; fi
+	$(BIN)/sleuth bench panomaly $(DATA)/lazylantern-panomaly
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -58,9 +58,12 @@ def test_demo_pipeline_end_to_end_finds_injected_incidents(demo_run):
     # every found incident with a known segment names it among its top root causes or its segment
     by_kind = {p["kind"]: p for p in ev["per_incident"]}
     assert by_kind["tracking_outage"]["found"] and by_kind["bot_flood"]["root_cause_ok"]
-    # every incident found is explained by some method, and the funnel break by its path change
+    # every incident found has its cause named (segments or paths), the funnel break by its path change
     assert ev["explained"] == ev["found"], ev["per_incident"]
     assert "paths" in by_kind["funnel_break"]["explained_by"]
+    # the event network of the incidents' own events takes part in linking them
+    reasons = [r for inc in incidents for why in inc["link_evidence"].values() for r in why]
+    assert any(r.startswith("event network: ") for r in reasons) and any(r.startswith("metric tree: ") for r in reasons)
     assert ev["false_alarms"] <= 12
     # linked incidents go out as one alert: at least 40 % fewer alerts than incidents
     assert ev["alerts"]["saved"] >= 0.4, ev["alerts"]

@@ -78,9 +78,21 @@ def test_symmetric_weights_add_both_directions_and_faithful_keeps_one():
 
 def test_groups_are_connected_components_of_true_links():
     table = pd.DataFrame({"id_anom1": [1, 1, 2, 3, 4], "id_anom2": [1, 2, 3, 4, 4],
+                          "event1": ["a", "a", "b", "c", "d"], "event2": ["a", "b", "c", "d", "d"],
                           "pan_class": [4, 3, 2, -1, 4], "Verdict": [True, True, True, False, True]})
     assert pan.link_groups(table) == [[1, 2, 3], [4]]
     assert pan.link_groups(table, ids=[1, 2, 3, 4, 5]) == [[1, 2, 3], [4], [5]]
+
+
+def test_two_anomalies_on_one_event_are_one_self_link_and_no_event_is_no_class():
+    moves = pd.DataFrame({"from": ["a", "a", "b"], "to": ["a", "b", "a"], "n": [4, 6, 5]})
+    counts = pd.Series({"a": 10, "b": 5})
+    nodes = pan.node_metrics(counts.index, pan.edge_weights(moves), partition={"a": 0, "b": 0})
+    t = pan.link_table([pan.Anomaly(1, "a"), pan.Anomaly(2, "a"), pan.Anomaly(3, None)], moves, nodes, counts)
+    t = t.set_index(["id_anom1", "id_anom2"])
+    assert t.loc[(1, 2), "pan_class"] == 4  # orders and revenue both count purchases: one event
+    assert t.loc[(3, 3), "pan_class"] == -1 and not t.loc[(3, 3), "Verdict"]  # sessions: no single event
+    assert pan.link_groups(t.reset_index()) == [[1, 2], [3]]
 
 
 def test_one_users_move_through_a_rare_event_does_not_link_in_sleuths_mode():

@@ -92,9 +92,19 @@ def test_the_disrupted_event_is_the_one_whose_moves_changed_most_not_a_rare_or_a
     ev = disrupted_events(table).set_index("event")
     assert START not in ev.index
     assert ev.loc["checkout", "distance"] == pytest.approx(0.5) and ev.loc["checkout", "moved"] == pytest.approx(100)
-    assert ev.loc["help", "distance"] == pytest.approx(1.0) and ev.loc["help", "moved"] == pytest.approx(3)
+    assert ev.loc["help", "total_distance"] == pytest.approx(1.0) and ev.loc["help", "moves"] == 3
     # the busy page's summed noise moves more sessions than the real change, but none of its moves is significant
-    assert ev.loc["home", "moved"] > ev.loc["checkout", "moved"] and ev.loc["home", "q"] >= FDR
+    assert ev.loc["home", "total_distance"] * ev.loc["home", "moves"] > 100 and ev.loc["home", "q"] >= FDR
+    assert ev.loc["home", "distance"] == 0
     got = disrupted_event_for(disrupted_events(table))
     assert got == {"event": "checkout", "distance": 0.5, "moves": 200, "moved": 100, "q": got["q"]} and got["q"] < FDR
+    # a real but small shift on the busy page (two points to one next step, significant at 20,000
+    # moves) moves more sessions than the broken checkout, yet the checkout is the disrupted event
+    during["home"] = {p: 2500 for p in pages}
+    during["home"]["p0"], during["home"]["p1"] = 2900, 2100
+    baseline["home"] = {p: 10000 for p in pages}
+    table = compare(pd.DataFrame(counts_of("during", during) + counts_of("w1", baseline)), "during", ["w1"])
+    ev = disrupted_events(table).set_index("event")
+    assert 0 < ev.loc["home", "distance"] < 0.05 and ev.loc["home", "moved"] > ev.loc["checkout", "moved"]
+    assert disrupted_event_for(disrupted_events(table))["event"] == "checkout"
     assert disrupted_events(table.iloc[:0]).empty and disrupted_event_for(disrupted_events(table.iloc[:0])) == {}

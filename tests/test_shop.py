@@ -364,3 +364,18 @@ def test_write_shop_round_trip(tmp_path, fmt):
 def test_write_shop_rejects_unknown_format(tmp_path):
     with pytest.raises(ValueError):
         write_shop(tmp_path, fmt="xlsx", weeks=3, sessions_per_hour=5)
+
+
+def test_grouping_alone_names_no_cause_and_site_wide_needs_most_hits():
+    start, end = pd.Timestamp("2026-04-01 10:00"), pd.Timestamp("2026-04-01 14:00")
+    truth = [InjectedIncident("tracking_outage", "app", start, end, {}, {"sessions": "down", "page_view": "down"})]
+    hit = {"property": "app", "start": "2026-04-01T10:00:00Z", "end": "2026-04-01T14:00:00Z"}
+    wrong = {"root_causes": [{"segment": {"os": "iOS"}}]}
+    a = dict(hit, id="a", metric="sessions", linked=["b"], **wrong)
+    b = dict(hit, id="b", metric="page_view", linked=["a"], **wrong)
+    grouped = evaluate([a, b], truth)
+    assert grouped["per_incident"][0]["explained_by"] == ["links"] and grouped["explained"] == 0
+    c = dict(hit, id="c", metric="sessions", linked=[])
+    assert evaluate([a, c], truth)["per_incident"][0]["explained_by"] == ["segments"]  # one of two site-wide
+    d = dict(b, id="d", linked=[])
+    assert evaluate([a, c, d], truth)["per_incident"][0]["explained_by"] == []  # one of three

@@ -182,7 +182,7 @@ def demo(
     weeks_scored = max((len(result.cube.buckets) - history) / result.config.season, 1e-9)
     out.print(
         f"[bold]{evaluation['found']}/{evaluation['total']}[/] injected incidents found, "
-        f"[bold]{evaluation['explained']}/{evaluation['total']}[/] explained by at least one method; "
+        f"[bold]{evaluation['explained']}/{evaluation['total']}[/] with their cause named (segments or paths); "
         f"{evaluation['related']} more incidents on linked metrics during them; "
         f"[bold]{evaluation['false_alarms']}[/] false alarms ({evaluation['false_alarms'] / weeks_scored:.1f} per week "
         f"over {weeks_scored:.1f} weeks scored); {elapsed:.1f} s in all."

@@ -102,6 +102,12 @@ def incident_id(property: str, metric: str, segment: dict[str, str], start: str)
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 
 
+def lead_key(severity: str, change: float | None, ident: str) -> tuple:
+    """Sort key of a group's incidents, its lead (the one an alert is titled by) first: the most
+    severe, then the largest change, then by id so every surface picks the same one."""
+    return -SEVERITY_RANK[severity], -abs(change or 0), ident
+
+
 def severity_of(rel_change: float, peak_z: float) -> str:
     r = abs(rel_change) if np.isfinite(rel_change) else 0.0
     if r >= 0.5 or peak_z >= 12:

@@ -7,7 +7,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from .incidents import SEVERITY_RANK, Incident, segment_text
+from .incidents import Incident, lead_key, segment_text
 
 
 def _fmt(x: float | None, ratio: bool) -> str:
@@ -73,9 +73,10 @@ def groups_table(incidents: list[Incident], title: str = "Alerts: linked inciden
             continue
         group = [inc, *(by_id[k] for k in inc.linked if k in by_id)]
         seen.update(g.id for g in group)
-        group.sort(key=lambda x: (-SEVERITY_RANK[x.severity], -abs(x.change or 0), x.id))
+        group.sort(key=lambda x: lead_key(x.severity, x.change, x.id))
         lead = group[0]
-        table.add_row(_when(lead), lead.property, f"{_label(lead)} {(lead.change or 0):+.0%}",
+        change = f" {lead.change:+.0%}" if lead.change is not None else ""
+        table.add_row(_when(lead), lead.property, _label(lead) + change,
                       ", ".join(sorted({_label(g) for g in group[1:]})) or "-", _evidence_kinds(group) or "-")
     return table
 

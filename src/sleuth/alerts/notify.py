@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..config import NotifyRoute
 from ..errors import ConfigError
-from ..incidents import SEVERITY_RANK, segment_text
+from ..incidents import lead_key, segment_text
 
 logging.getLogger("apprise").addHandler(logging.NullHandler())
 logging.getLogger("apprise").propagate = False
@@ -151,7 +151,7 @@ def dashboard_link(link: str, key: str | None = None) -> str:
 def message(group: list[dict], link: str | None = None) -> tuple[str, str, str]:
     """``(title, body, notify type)`` for a group: the worst incident first, the rest as linked,
     and where to look closer when ``link`` (the dashboard's address) is given."""
-    ordered = sorted(group, key=lambda i: (-SEVERITY_RANK[i["severity"]], -abs(i["data"].get("change") or 0)))
+    ordered = sorted(group, key=lambda i: lead_key(i["severity"], i["data"].get("change"), i["key"]))
     head = ordered[0]["data"]
     change = f" {head['change']:+.0%}" if head.get("change") is not None else ""
     title = f"[sleuth {head['severity']}] {head['metric']} {head['direction']}{change} on {ordered[0]['property']}"

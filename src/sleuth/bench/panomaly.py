@@ -126,10 +126,11 @@ def sleuths(root: Path, start: pd.Timestamp, seed: int = 0) -> tuple[pd.DataFram
 
 
 def run_panomaly(root: Path) -> dict:
-    """Every reference case (faithful check) and sleuth's mode, with alert counts."""
+    """Every reference case (faithful check) and sleuth's mode, with alert counts; only
+    ``present: False`` when the sample data is not at ``root``."""
     root = Path(root)
     if not (root / "reference").is_dir():
-        raise InputError(f"{root}: no reference/ folder; the Panomaly sample data is not present at this path")
+        return {"present": False, "faithful": [], "sleuth": [], "seconds": 0.0}
     t0 = time.perf_counter()
     cases = []
     for variant in ("faithful", "symmetric"):
@@ -152,7 +153,7 @@ def run_panomaly(root: Path) -> dict:
                      "saved": round(1 - len(groups) / n, 3) if n else 0.0,
                      "links": len(true), "groups": groups,
                      "no_user_events": [int(i) for i in table.loc[table["pan_class"] == 0, "id_anom1"]]})
-    return {"faithful": cases, "sleuth": ours, "seconds": round(time.perf_counter() - t0, 2)}
+    return {"present": True, "faithful": cases, "sleuth": ours, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 # ----------------------------------------------------------------------------- on the demo shop
@@ -166,9 +167,10 @@ def _hour_events(events, prop: str, start: pd.Timestamp) -> pd.DataFrame:
 
 def _panomaly_alerts(det, incidents: list, faithful_mode: bool) -> int:
     """Alerts Panomaly makes for ``incidents``: it links those that started in the same hour
-    of a property. The original: events by metric name, per-user paths of the hour, its
-    report's rows (overlapping groups) plus each anomaly in none. sleuth's mode: events by
-    the metric's definition, 30-minute sessions, one alert per connected component."""
+    of a property, each by the event its metric counts (metrics of no single event, such as
+    sessions or a conversion rate, stand alone). The original: per-user paths of the hour, its
+    report's rows (overlapping groups) plus each anomaly in none. sleuth's mode: 30-minute
+    sessions, the 3-move bar, one alert per connected component."""
     from ..explain.links import footprint
     from ..explain.paths import transition_counts
 
@@ -177,19 +179,18 @@ def _panomaly_alerts(det, incidents: list, faithful_mode: bool) -> int:
     for inc in incidents:
         by_hour.setdefault((inc.property, inc.start_time().floor("h")), []).append(inc)
     for (prop, hour), group in by_hour.items():
+        fps = {i.id: footprint(det.cube.metrics.get(i.metric)) for i in group}
+        anoms = [pan.Anomaly(i.id, next(iter(fps[i.id])) if fps[i.id] and len(fps[i.id]) == 1 else None)
+                 for i in group]
         if faithful_mode:
             raw = _hour_events(det.events, prop, hour)
             moves, counts = pan.user_paths_faithful(raw, user="user_id"), pan.event_counts(raw)
-            anoms = [pan.Anomaly(i.id, i.metric) for i in group]
             nodes = pan.node_metrics(counts.index, pan.edge_weights(moves, faithful=True), seed=0)
             report = pan.master_report(pan.link_table(anoms, moves, nodes, counts))
             covered = {a for _, ids in report for a in ids}
             alerts += len(report) + sum(i.id not in covered for i in group)
         else:
             moves, counts = pan.session_moves(transition_counts(det.events, {"w": (hour, hour + INTERVAL)}, prop))
-            fps = {i.id: footprint(det.cube.metrics.get(i.metric)) for i in group}
-            anoms = [pan.Anomaly(i.id, next(iter(fps[i.id])) if fps[i.id] and len(fps[i.id]) == 1 else None)
-                     for i in group]
             alerts += len(pan.link_groups(pan.link_anomalies(anoms, moves, counts), [i.id for i in group]))
     return alerts
 
@@ -212,7 +213,7 @@ def demo_linking(weeks: int = 6, sessions_per_hour: float = 1000.0, seed: int = 
         truth = [InjectedIncident.from_dict(d) for d in json.loads(Path(written["truth"]).read_text())]
         slack = pd.Timedelta(hours=2)
         during = [[i for i in det.incidents if _matches(i.to_dict(), t, slack, False, any_metric=True)] for t in truth]
-        seen = [i for g in during for i in g]
+        seen = list({i.id: i for g in during for i in g}.values())
         label = {i.id: k for k, g in enumerate(during) for i in g}
         groups = {}
         for inc in det.incidents:

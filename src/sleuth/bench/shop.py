@@ -412,14 +412,19 @@ BROKEN_STEP = MappingProxyType({"funnel_break": ("begin_checkout", "purchase"),
                                 "segment_conversion_drop": ("begin_checkout", "purchase")})
 
 
+#: the methods that name a cause; ``links`` only says which incidents are one
+CAUSE_METHODS = ("segments", "paths")
+
+
 def _explained_by(inc: InjectedIncident, hits: list[dict], seen: list[dict]) -> list[str]:
     """The methods that explain ``inc`` correctly: ``segments`` (the root cause names the
-    injected segment, or calls a change with no segment cause site-wide), ``paths`` (a hit's
-    event-path change names the broken step, going down), ``links`` (everything flagged during
-    it, on two or more metrics, goes out as one alert)."""
+    injected segment, or most hits call a change with no segment cause site-wide), ``paths``
+    (a hit's event-path change names the broken step, going down), ``links`` (everything
+    flagged during it, on two or more metrics, goes out as one alert)."""
     out = []
     ok = _root_cause_ok(inc, hits)
-    if ok or (ok is None and any(not d.get("root_causes") for d in hits)):
+    site_wide = sum(not d.get("root_causes") for d in hits)
+    if ok or (ok is None and hits and site_wide * 2 >= len(hits)):
         out.append("segments")
     step = BROKEN_STEP.get(inc.kind)
     if step and any((t.get("from"), t.get("to")) == step and t.get("during", 0) < t.get("baseline", 0)
@@ -467,7 +472,7 @@ def evaluate(detected: list[dict], truth: list[InjectedIncident], slack_hours: i
     before = sum(len(x) for x in seen)
     after = sum(_groups(x) for x in seen)
     return {"found": sum(p["found"] for p in per_incident), "total": len(truth),
-            "explained": sum(bool(p["explained_by"]) for p in per_incident),
+            "explained": sum(any(m in CAUSE_METHODS for m in p["explained_by"]) for p in per_incident),
             "false_alarms": len(false), "related": len(related), "per_incident": per_incident,
             "false_alarm_list": false,
             "alerts": {"detections": before, "alerts": after,

@@ -324,7 +324,7 @@ def disrupted_text(inc: Incident) -> str | None:
 def link_frame(det: Detection, inc: Incident) -> pd.DataFrame:
     """The incidents sent in one alert with this one, and why each is linked to it directly
     (an empty reason: linked through others in the group)."""
-    rows = [{"incident": i.id, "metric": metric_label(i.metric), "segment": _segment_text(i.segment),
+    rows = [{"incident": i.id, "metric": metric_label(i.metric), "segment": segment_text(i.segment, "all"),
              "change": i.change, "why": "; ".join(inc.link_evidence.get(i.id, [])) or "through others in the group"}
             for i in det.incidents if i.id in inc.linked]
     return pd.DataFrame(rows, columns=["incident", "metric", "segment", "change", "why"])

@@ -27,7 +27,7 @@ import networkx as nx
 import pandas as pd
 
 from ..config import Metric
-from ..incidents import SEVERITY_RANK, Incident, segment_text
+from ..incidents import Incident, lead_key, segment_text
 
 #: an incident pair needs at least this link weight to be joined
 MIN_WEIGHT = 0.5
@@ -60,13 +60,17 @@ def footprint(metric: Metric | None) -> set[str] | None:
 
 
 def tree_related(a: Incident, b: Incident, metrics: dict[str, Metric]) -> str | None:
-    """Why ``a`` and ``b`` are related through their metrics' definitions, or None."""
+    """Why ``a`` and ``b`` are related through their metrics' definitions, or None. Only for
+    the same users: one segment must contain the other (the total contains every segment), so
+    a flood of one browser and a drop on another OS are not related by the tree."""
+    small, big = sorted((set(a.segment.items()), set(b.segment.items())), key=len)
+    if not small <= big:
+        return None
     if a.metric == b.metric:
-        small, big = sorted((a.segment.items(), b.segment.items()), key=len)
-        return "same metric, nested segments" if set(small) <= set(big) else None
-    fa, fb = footprint(metrics.get(a.metric)), footprint(metrics.get(b.metric))
+        return "same metric, nested segments"
     if a.metric not in metrics or b.metric not in metrics:
         return None
+    fa, fb = footprint(metrics[a.metric]), footprint(metrics[b.metric])
     if fa is None or fb is None:
         traffic = a.metric if fa is None else b.metric
         return f"metric tree: {traffic} is built on all traffic"
@@ -119,7 +123,7 @@ def link_incidents(incidents: list[Incident], step: pd.Timedelta, metrics: dict[
     groups = []
     for community in nx.community.louvain_communities(graph, weight="weight", seed=0):
         members = sorted((incidents[k] for k in community),
-                         key=lambda x: (-SEVERITY_RANK[x.severity], -abs(x.change or 0), x.id))
+                         key=lambda x: lead_key(x.severity, x.change, x.id))
         ids = {m.id for m in members}
         for inc in members:
             inc.linked = sorted(ids - {inc.id})

@@ -38,7 +38,8 @@ NODE_COLUMNS = ["Gmod", "Gdeg", "Gbtw", "Gevc", "Gavg"]
 
 @dataclass(frozen=True)
 class Anomaly:
-    """An anomaly to link: its id, and the event its metric counts (None: no single event)."""
+    """An anomaly to link: its id, and the event its metric counts (None: no single event, so
+    the event network says nothing about it: class -1)."""
 
     id: str | int
     event: str | None
@@ -184,9 +185,10 @@ def link_table(anomalies: list[Anomaly], moves: pd.DataFrame, nodes: pd.DataFram
                "PbProb": pb, "PbNab": nab, "PfProb": pf, "lift": lift}
         row.update({f"{c}1": s1[c] for c in NODE_COLUMNS})
         row.update({f"{c}2": s2[c] for c in NODE_COLUMNS})
-        moved = nab if i == j or (nab >= min_moves and lift >= min_lift) else 0
-        row["pan_class"] = _link_class(i == j, moved, int(s1["Gmod"]), int(s2["Gmod"]))
-        if i == j and a1.event not in present:
+        same = a1.event == a2.event  # "self": one event (the original: one metric)
+        moved = nab if same or (nab >= min_moves and lift >= min_lift) else 0
+        row["pan_class"] = _link_class(same, moved, int(s1["Gmod"]), int(s2["Gmod"]))
+        if i == j and a1.event is not None and a1.event not in present:
             row["pan_class"] = 0
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -252,11 +254,14 @@ def master_report(table: pd.DataFrame) -> list[tuple[int, list]]:
 
 def link_groups(table: pd.DataFrame, ids: Iterable | None = None) -> list[list]:
     """sleuth's grouping: one group (one alert) per connected component of true links between
-    different anomalies (classes 1-3); every anomaly is in exactly one group."""
+    different anomalies (classes 1-3), and of anomalies on one and the same event; every
+    anomaly is in exactly one group."""
     graph = nx.Graph()
     graph.add_nodes_from(ids if ids is not None else _members(table) if not table.empty else [])
-    links = table[table["Verdict"] & table["pan_class"].isin([1, 2, 3])] if not table.empty else table
-    graph.add_edges_from(zip(links.get("id_anom1", []), links.get("id_anom2", [])))
+    if not table.empty:
+        one_event = (table["event1"] == table["event2"]) & table["event1"].notna()
+        links = table[(table["Verdict"] & table["pan_class"].isin([1, 2, 3])) | one_event]
+        graph.add_edges_from(zip(links["id_anom1"], links["id_anom2"]))
     return sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda g: g[0])
 
 

@@ -100,29 +100,39 @@ def compare(counts: pd.DataFrame, during: str, baseline: list[str]) -> pd.DataFr
     return frame.sort_values(["weight", "from", "to"], ascending=[False, True, True])[cols].reset_index(drop=True)
 
 
+#: an event needs this many moves out during the incident to be named the disrupted one
+MIN_EVENT_MOVES = 20
+
+
 def disrupted_events(table: pd.DataFrame) -> pd.DataFrame:
-    """Per event, how differently sessions went on from it: the total-variation distance between
-    its next-step distributions during the incident and in the baseline (0 = the same shares,
-    1 = no next step in common), and ``moved = distance × moves out of it`` during the incident,
-    the number of moves that went elsewhere than the baseline's shares would have sent them.
-    ``q`` is the smallest q-value of its transitions. Most moved first: a rare event cannot win
-    with a large distance over a handful of moves, and (see :func:`disrupted_event_for`) a busy
-    one needs a significant transition, not only noise summed over many next steps."""
-    cols = ["event", "distance", "moves", "moved", "q"]
+    """Per event, how differently sessions went on from it, counting significant changes only:
+    ``distance`` is the total-variation distance between its next-step distributions during
+    the incident and in the baseline over its transitions with q < FDR (0 = no significant
+    change, 1 = no next step in common), ``moved = distance × moves``, the number of moves that
+    went elsewhere than the baseline's shares would have sent them; ``total_distance`` counts
+    every transition (noise included) and ``q`` is the smallest q-value of its transitions.
+
+    Ranked by ``distance`` among events with at least :data:`MIN_EVENT_MOVES` moves (then by
+    ``moved``): a broken checkout step (0.6 -> 0.1) outranks a two-point shift on a busy landing
+    page, though the latter moves more sessions, and a rare event cannot win on a few moves."""
+    cols = ["event", "distance", "total_distance", "moves", "moved", "q"]
     t = table[table["from"] != START]
-    g = t.assign(diff=t["change"].abs()).groupby("from")
-    out = pd.DataFrame({"distance": 0.5 * g["diff"].sum(), "moves": g["moves_out"].first(),
-                        "seen_before": g["baseline"].sum(), "q": g["q"].min()})
+    diff = t["change"].abs()
+    g = t.assign(diff=diff, sig=np.where(t["q"] < FDR, diff, 0.0)).groupby("from")
+    out = pd.DataFrame({"distance": 0.5 * g["sig"].sum(), "total_distance": 0.5 * g["diff"].sum(),
+                        "moves": g["moves_out"].first(), "seen_before": g["baseline"].sum(), "q": g["q"].min()})
     out = out[(out["moves"] > 0) & (out["seen_before"] > 0)]  # both sides have moves out of it
     out["moved"] = out["distance"] * out["moves"]
-    out = out.reset_index(names="event").sort_values(["moved", "event"], ascending=[False, True])
+    out["eligible"] = out["moves"] >= MIN_EVENT_MOVES
+    out = out.reset_index(names="event").sort_values(["eligible", "distance", "moved", "event"],
+                                                     ascending=[False, False, False, True])
     return out.reindex(columns=cols).reset_index(drop=True)
 
 
 def disrupted_event_for(events: pd.DataFrame) -> dict[str, Any]:
-    """The disrupted event for Contract 3 (``disrupted_event``): the most moved event with a
-    significant transition, or ``{}`` when none changed."""
-    sig = events[(events["q"] < FDR) & (events["moved"] > 0)]
+    """The disrupted event for Contract 3 (``disrupted_event``): the first of
+    :func:`disrupted_events` with a significant change and enough moves, or ``{}``."""
+    sig = events[(events["distance"] > 0) & (events["moves"] >= MIN_EVENT_MOVES)]
     if sig.empty:
         return {}
     r = sig.iloc[0]
