@@ -234,3 +234,22 @@ def test_demo_bot_flood_is_put_down_to_headless_chrome(tmp_path):
     assert view["verdict"] == "root cause", view
     named = {f for c in view["causes"] for f in (c["feature"], *c["same_as"])}
     assert "browser=HeadlessChrome" in named, view["causes"]
+
+
+def test_a_segment_incident_looks_inside_its_segment_and_never_names_it():
+    """Extra US sessions from social: the incident on sessions[country=US] compares US traffic
+    only, names the channel, and never offers its own segment (country) as a feature."""
+    rng = np.random.default_rng(3)
+    extra = _sessions(rng, 300, START, 2, OS_SHARE, 2000, channel_share={"social": 1.0}).assign(country="US")
+    frame = pd.concat([_sessions(rng, 600, START - pd.Timedelta(days=7), 2, OS_SHARE, 0),
+                       _sessions(rng, 600, START, 2, OS_SHARE, 1000), extra], ignore_index=True)
+    events = load_events(frame, Config(dimensions=["os", "channel", "country", "device"]))
+    inc = _incident("sessions")
+    inc.segment = {"country": "US"}
+    view = classify_incident(events, inc, SESSIONS)
+    us = frame[frame["country"] == "US"]
+    window = us[us["timestamp"] >= START]["session_id"].nunique()
+    assert view["positives"] == window and view["negatives"] == us[us["timestamp"] < START]["session_id"].nunique()
+    assert view["verdict"] == "root cause", view
+    assert view["causes"][0]["feature"] == "channel=social"
+    assert not any(f["feature"].startswith("country=") for f in view["features"])
