@@ -278,6 +278,8 @@ def test_feedback_mute_and_expected_are_respected_by_later_runs(data, receiver, 
     shown = sleuth("alerts", "show", views, "--store", url)
     assert shown.returncode == 0 and "quiet: muted" in shown.stdout and "feedback mute" in shown.stdout
     assert "sent after 1 attempt" in shown.stdout
+    # views and sessions moved together: one alert, and `show` says why
+    assert f"sent with {sessions}: windows overlap" in shown.stdout
     assert "resolved" in sleuth("alerts", "resolve", views, "--store", url).stdout
     detail = json.loads(sleuth("alerts", "show", views, "--store", url, "--json").stdout)
     assert detail["state"] == "resolved" and detail["feedback"][0]["note"] == "planned"

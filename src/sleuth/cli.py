@@ -479,6 +479,10 @@ def alerts_show(
     out.print(f"{row['key']}: {row['state']}" + (f" (quiet: {row['quiet']})" if row["quiet"] else ""),
               markup=False, highlight=False)
     out.print("\n".join(describe(row)), markup=False, highlight=False)
+    evidence = row["data"].get("link_evidence", {})
+    for other in row["data"].get("linked", []):
+        why = "; ".join(evidence.get(other, [])) or "through others in the group"
+        out.print(f"  sent with {other}: {why}", markup=False, highlight=False)
     for n in row["notifications"]:
         out.print(f"  notification to channel {n['channel']} revision {n['revision']}: {n['status']} "
                   f"after {n['attempts']} attempt(s)", markup=False, highlight=False)
