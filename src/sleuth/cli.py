@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .bench.cli import bench_app
+from .bench.shop import DEMO_CONFIG
 from .console import emit_json, err, out
 from .errors import SleuthError
 
@@ -344,15 +345,6 @@ def _print_paths(inc) -> None:
     for r in inc.transitions:
         t.add_row(r["from"], r["to"], f"{r['baseline']:.0%}", f"{r['during']:.0%}", f"{r['change']:+.0%}", f"{r['moves']:,}")
     out.print(t)
-
-
-DEMO_CONFIG = """\
-# The demo shop's config (Contract 2). Metrics are derived from the data when 'metrics' is absent.
-granularity: 1h
-timezone: UTC
-holidays: [US]
-dimensions: [device, os, browser, country, channel, campaign, category]
-"""
 
 
 StoreOpt = typer.Option(None, "--store", help="database URL (default: store: in the config, else "

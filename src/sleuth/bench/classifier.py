@@ -113,7 +113,7 @@ def run_classifier_bench(weeks: int = 3, sessions_per_hour: float = 1000.0, seed
     Returns per-incident rows and totals."""
     import yaml
 
-    from ..cli import DEMO_CONFIG
+    from .shop import DEMO_CONFIG
     from ..config import parse_config
     from ..ingest import load_events
     from ..metrics.derive import derive_metrics

@@ -202,28 +202,25 @@ def demo_linking(weeks: int = 6, sessions_per_hour: float = 1000.0, seed: int = 
     injected incidents or an injected incident with a false alarm."""
     import tempfile
 
-    from ..bench.shop import InjectedIncident, _matches, write_shop
+    import yaml
+
+    from ..config import parse_config
     from ..pipeline import detect
+    from .shop import DEMO_CONFIG, InjectedIncident, _matches, evaluate, write_shop
 
     with tempfile.TemporaryDirectory() as tmp:
         written = write_shop(Path(tmp), fmt="parquet", weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed)
-        cfg = {"granularity": "1h", "holidays": ["US"],
-               "dimensions": ["device", "os", "browser", "country", "channel", "campaign", "category"]}
-        det = detect(written["events"], cfg)
+        det = detect(written["events"], parse_config(yaml.safe_load(DEMO_CONFIG)))
         truth = [InjectedIncident.from_dict(d) for d in json.loads(Path(written["truth"]).read_text())]
+        alerts = evaluate([i.to_dict() for i in det.incidents], truth)["alerts"]  # the demo's own count
         slack = pd.Timedelta(hours=2)
         during = [[i for i in det.incidents if _matches(i.to_dict(), t, slack, False, any_metric=True)] for t in truth]
-        seen = list({i.id: i for g in during for i in g}.values())
         label = {i.id: k for k, g in enumerate(during) for i in g}
-        groups = {}
+        groups: dict[str, set] = {}  # each incident's group, keyed by its smallest id
         for inc in det.incidents:
-            groups.setdefault(min([inc.id, *inc.linked]), []).append(inc)
-        kinds = [{label.get(i.id, "other") for i in g} for g in groups.values()]
-        mixed = sum(len(k) > 1 for k in kinds if k != {"other"})
-        result = {"incidents": len(seen), "injected": len(truth),
-                  "no_linking": len(seen),
-                  "panomaly_original": sum(_panomaly_alerts(det, g, True) for g in during),
-                  "panomaly_sleuth_mode": sum(_panomaly_alerts(det, g, False) for g in during),
-                  "sleuth": sum(len({min([i.id, *i.linked]) for i in g}) for g in during),
-                  "sleuth_mixed_groups": mixed}
-    return result
+            groups.setdefault(min([inc.id, *inc.linked]), set()).add(label.get(inc.id, "other"))
+        return {"incidents": alerts["detections"], "injected": len(truth), "no_linking": alerts["detections"],
+                "panomaly_original": sum(_panomaly_alerts(det, g, True) for g in during),
+                "panomaly_sleuth_mode": sum(_panomaly_alerts(det, g, False) for g in during),
+                "sleuth": alerts["alerts"],
+                "sleuth_mixed_groups": sum(len(k) > 1 for k in groups.values() if k != {"other"})}

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
-from ..cli import DEMO_CONFIG
+from .shop import DEMO_CONFIG
 from ..config import Config, parse_config
 from ..detectors.base import SeriesBatch, get_detector
 from ..ingest import NONE_VALUE, load_events

@@ -57,6 +57,14 @@ PURCHASE = EVENTS.index("purchase")
 
 # funnel: P(view_item), P(cart | view), P(checkout | cart), P(purchase | checkout)
 P_VIEW, P_CART, P_CHECKOUT, P_PURCHASE = 0.6, 0.3, 0.55, 0.6
+#: the demo shop's config (Contract 2), written next to its events by ``sleuth demo``
+DEMO_CONFIG = """\
+# The demo shop's config (Contract 2). Metrics are derived from the data when 'metrics' is absent.
+granularity: 1h
+timezone: UTC
+holidays: [US]
+dimensions: [device, os, browser, country, channel, campaign, category]
+"""
 DEVICE_INTENT = MappingProxyType({"desktop": 1.0, "tablet": 0.9, "mobile": 0.8})
 WEEKEND_TRAFFIC, WEEKEND_INTENT = 1.15, 0.85
 #: diurnal traffic anchors (UTC hour -> relative level): trough 04:00, peak 20:00, ratio 5

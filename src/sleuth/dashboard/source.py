@@ -42,7 +42,7 @@ def ensure_demo(directory: Path = DEMO_DIR, weeks: int = 6, sessions_per_hour: f
                 seed: int = 7) -> tuple[Path, Path]:
     """The demo shop's events and config (as `sleuth demo` writes them), generated if absent."""
     from ..bench.shop import write_shop
-    from ..cli import DEMO_CONFIG
+    from ..bench.shop import DEMO_CONFIG
 
     events, cfg = directory / "events.parquet", directory / "sleuth.yaml"
     if not events.exists():

@@ -148,16 +148,13 @@ def _overlapping_pairs(incidents: list[Incident], step: pd.Timedelta) -> list[tu
 
 
 def _overlap_clusters(incidents: list[Incident], step: pd.Timedelta) -> list[list[Incident]]:
-    """Incidents of one property whose (widened) windows chain into one time span."""
-    out: list[list[Incident]] = []
-    for inc in sorted(incidents, key=lambda x: (x.property, x.start_time())):
-        last = out[-1] if out else None
-        if (last and last[0].property == inc.property
-                and inc.start_time() - step < max(x.end_time() for x in last) + step):
-            last.append(inc)
-        else:
-            out.append([inc])
-    return out
+    """Incidents of one property whose (widened) windows chain into one time span: the
+    connected components of the overlapping pairs."""
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(incidents)))
+    graph.add_edges_from((i, j) for i, j in _overlapping_pairs(incidents, step)
+                         if incidents[i].property == incidents[j].property)
+    return [[incidents[k] for k in sorted(c)] for c in nx.connected_components(graph)]
 
 
 def event_network_links(incidents: list[Incident], metrics: dict[str, Metric], step: pd.Timedelta,
