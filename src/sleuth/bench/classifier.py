@@ -33,9 +33,10 @@ import numpy as np
 import pandas as pd
 
 from ..config import Metric
-from ..explain.classifier import (MAX_ROWS, SHAP_ROWS, utc_literal, classify_incident, explain_model, features,
-                                  aggregate_unit)
+from ..explain.classifier import (MAX_ROWS, SHAP_ROWS, aggregate_unit, classify_incident, explain_model,
+                                  features)
 from ..incidents import Incident
+from ..metrics.cube import utc_literal
 from .shop import write_shop
 
 #: the published grid, with the 500- and 1000-tree settings left out for time

@@ -41,6 +41,7 @@ import pandas as pd
 from ..config import Aggregate, Metric
 from ..errors import SleuthError
 from ..incidents import Incident
+from ..metrics.cube import window_label
 
 #: rows sampled for the model (stratified by label)
 MAX_ROWS = 10_000
@@ -89,10 +90,6 @@ def aggregate_unit(agg: Aggregate) -> Unit:
     return Unit(f"{'/'.join(events)} events" if events else "events", events)
 
 
-def utc_literal(ts: pd.Timestamp) -> Any:
-    return ibis.literal(pd.Timestamp(ts).tz_localize("UTC").to_pydatetime())
-
-
 def _labelled(events, incident: Incident, unit: Unit) -> ibis.Table:
     """The unit's events inside the window (``label`` 1) and in the same hours a week earlier (0)."""
     t = events.table.filter(events.table.property == incident.property)
@@ -101,9 +98,8 @@ def _labelled(events, incident: Incident, unit: Unit) -> ibis.Table:
     if unit.events:
         t = t.filter(t.event.isin(unit.events))
     start, end = incident.start_time(), incident.end_time()
-    inside = (t.timestamp >= utc_literal(start)) & (t.timestamp < utc_literal(end))
-    before = (t.timestamp >= utc_literal(start - WEEK)) & (t.timestamp < utc_literal(end - WEEK))
-    return t.filter(inside | before).mutate(label=ibis.ifelse(inside, 1, 0))
+    t = t.mutate(_window=window_label(t, {"1": (start, end), "0": (start - WEEK, end - WEEK)}))
+    return t.filter(t._window.notnull()).mutate(label=t._window.cast("int64")).drop("_window")
 
 
 def _totals(events, incident: Incident, unit: Unit) -> tuple[float, float]:

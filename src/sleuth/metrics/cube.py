@@ -241,14 +241,17 @@ def _mark_incomplete(cube: Cube, events: Events, until: pd.Timestamp | None, ste
         cube.notes.append(f"the bucket starting {last:%Y-%m-%d %H:%M} UTC is still in progress and is not scored")
 
 
+def utc_literal(ts: pd.Timestamp) -> ibis.Value:
+    """A naive UTC time as a literal comparable with the events' (UTC) timestamps."""
+    return ibis.literal(pd.Timestamp(ts).tz_localize("UTC").to_pydatetime())
+
+
 def window_label(t: ibis.Table, windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]]) -> ibis.Value:
     """The name of the window ``[start, end)`` (naive UTC) each row's timestamp falls in, NULL
     outside all of them (windows must not overlap)."""
     label = ibis.null().cast("string")
     for name, (start, end) in windows.items():
-        s = ibis.literal(pd.Timestamp(start).tz_localize("UTC").to_pydatetime())
-        e = ibis.literal(pd.Timestamp(end).tz_localize("UTC").to_pydatetime())
-        label = ibis.ifelse((t.timestamp >= s) & (t.timestamp < e), name, label)
+        label = ibis.ifelse((t.timestamp >= utc_literal(start)) & (t.timestamp < utc_literal(end)), name, label)
     return label
 
 
