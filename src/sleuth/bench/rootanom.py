@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..incidents import segment_text
-from ..explain.paths import END, FDR, disrupted_event_for, path_change, transitions_for
+from ..explain.paths import END, disrupted_event_for, path_change, transitions_for
 from .shop import generate_shop
 
 COLUMNS = ("metric_name", "source_name", "start_anomaly", "end_anomaly")
@@ -304,17 +304,17 @@ def sleuth_case(events, start: pd.Timestamp, end: pd.Timestamp, property: str | 
     transition, the funnel cell (its change in P(next | current), its rank among the significant
     transitions), the disrupted event, and how many transitions are significant (Benjamini-Hochberg, q < FDR)."""
     table, disrupted = path_change(events, start, end, property, segment, weeks=weeks)
-    sig = table[(table["q"] < FDR) & (table["weight"] > 0)].reset_index(drop=True)
-    hit = np.flatnonzero((sig["from"] == BREAK[0]) & (sig["to"] == BREAK[1]))
+    sig = transitions_for(table, limit=len(table))  # every significant one, ranked
+    rank = next((k + 1 for k, t in enumerate(sig) if (t["from"], t["to"]) == BREAK), None)
     cell = table[(table["from"] == BREAK[0]) & (table["to"] == BREAK[1])]["change"]
-    top = transitions_for(table, limit=1)
+    top = sig[0] if sig else None
     event = disrupted_event_for(disrupted)
-    return {"top": f"{top[0]['from']} -> {top[0]['to']}" if top else "-",
-            "change": top[0]["change"] if top else None,
-            "verdict": _verdict((top[0]["from"], top[0]["to"]) if top else None),
+    return {"top": f"{top['from']} -> {top['to']}" if top else "-",
+            "change": top["change"] if top else None,
+            "verdict": _verdict((top["from"], top["to"]) if top else None),
             "break_change": round(float(cell.iat[0]), 3) if len(cell) else None,
-            "break_rank": int(hit[0]) + 1 if len(hit) else None,
-            "cells": len(table), "disrupted_event": event.get("event", "-"), "disruptions": len(sig)}
+            "break_rank": rank, "cells": len(table), "disrupted_event": event.get("event", "-"),
+            "disruptions": len(sig)}
 
 
 def shop_comparison(weeks: int = 5, sessions_per_hour: float = 400.0, seed: int = 7) -> dict[str, Any]:
