@@ -147,3 +147,20 @@ def test_a_change_labelled_expected_is_expected_again_by_forecast_detectors(name
     assert np.all(labelled.expected[0, second:second + 3] > 1.5 * plain.expected[0, second:second + 3])
     # the label changes nothing before the hours it points at: still causal
     assert np.array_equal(labelled.is_anomaly[0, :second], plain.is_anomaly[0, :second])
+
+
+@pytest.mark.parametrize("name", ["seasonal", "mstl"])
+def test_a_series_own_sensitivity_scales_its_whole_calibrated_band(name):
+    """threshold_factor multiplies the band after the calibration to the series' own extremes,
+    in every detector: half the factor, about half the band's width (the keener series cleans
+    more flagged hours out of its history, so its expectation may move a little)."""
+    y = seasonal_counts(weeks=5, level=200, seed=4)[0]
+    plain = get_detector(name).score_batch(batch(np.stack([y, y])))
+    keen = get_detector(name).score_batch(SeriesBatch(**{**batch(np.stack([y, y])).__dict__,
+                                                        "threshold_factor": np.array([1.0, 0.5])}))
+    last = slice(4 * WEEK, 5 * WEEK)
+    assert np.allclose(keen.upper[0, last], plain.upper[0, last], equal_nan=True)  # factor 1: unchanged
+    width = lambda s: s.upper[1, last] - s.lower[1, last]  # noqa: E731
+    ratio = width(keen) / width(plain)
+    assert np.nanmedian(ratio) == pytest.approx(0.5, rel=0.15)
+    assert keen.is_anomaly[1].sum() >= plain.is_anomaly[1].sum()

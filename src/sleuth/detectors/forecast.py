@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from .base import Scores, SeriesBatch, recurring_effect
-from .seasonal import _anscombe, _anscombe_inv, _online_quantile, _online_scale, _window_sum
+from .seasonal import (_anscombe, _anscombe_inv, _online_quantile, _online_scale, _window_sum, combined_evidence,
+                       scale_thresholds)
 
 
 def _runs_of_a_day(flag: np.ndarray, day: int) -> np.ndarray:
@@ -181,24 +182,18 @@ class ForecastDetector(ABC):
             z = np.where(ready, r / sigma, np.nan)
         d = np.where(np.isfinite(z), r, 0.0)
         v = np.where(np.isfinite(z), sigma**2, 0.0)
-        thr = np.full((S, end), self.threshold)
-        if batch.threshold_factor is not None:  # a metric's own sensitivity
-            thr = thr * batch.threshold_factor[:, None]
-        if batch.holiday is not None:
-            hol = np.broadcast_to(batch.holiday, (S, T))[:, :end]
-            thr = np.where(hol, thr * self.holiday_widen, thr)
         zs = [z]
         for w_len in self.windows:  # sustained shifts: evidence summed over the last few buckets
             with np.errstate(invalid="ignore", divide="ignore"):
                 zs.append(np.where(np.isfinite(z), _window_sum(d, w_len) / np.sqrt(_window_sum(v, w_len)), np.nan))
         # calibrate each stream on this series' own past: week-ahead forecast errors are
-        # correlated and heavy-tailed, so alert past the usual extremes, not just `threshold`
+        # correlated and heavy-tailed, so alert past the usual extremes, not just `threshold`;
+        # then holidays and each metric's own sensitivity, as the default detector does
         stack = np.stack(zs)
-        thrs = np.fmax(thr[None], self.tail_factor * _online_quantile(np.abs(stack), 0.98, start=2.33))
-        evidence = np.abs(z) / thrs[0]
-        for k in range(1, len(zs)):
-            same_way = (np.sign(stack[k]) == np.sign(z)) & (np.abs(z) >= 1.0)
-            evidence = np.fmax(evidence, np.where(same_way, np.abs(stack[k]) / thrs[k], 0.0))
+        thrs = np.fmax(self.threshold, self.tail_factor * _online_quantile(np.abs(stack), 0.98, start=2.33))
+        widen = None if batch.holiday is None else np.broadcast_to(batch.holiday, (S, T))[:, :end]
+        thrs = scale_thresholds(thrs, widen, self.holiday_widen, batch.threshold_factor)
+        evidence = combined_evidence(stack, thrs)
         band = thrs[0] * sigma
         lower = np.where(count, _anscombe_inv(te - band), te - band)
         upper = np.where(count, _anscombe_inv(te + band), te + band)

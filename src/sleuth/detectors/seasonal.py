@@ -125,6 +125,30 @@ def _online_quantile(x: np.ndarray, q: float, start: float, step: float = 0.1) -
     return np.moveaxis(out, 0, -1)
 
 
+def scale_thresholds(thrs: np.ndarray, widen: np.ndarray | None, holiday_widen: float,
+                     factor: np.ndarray | None) -> np.ndarray:
+    """Thresholds ``[streams, S, T]`` after calibration: wider by ``holiday_widen`` where
+    ``widen`` (holidays whose effect is unknown), then times each series' own sensitivity
+    ``factor`` (a metric's ``threshold`` over the default), so the whole band scales with it."""
+    if widen is not None:
+        thrs = np.where(widen[None], thrs * holiday_widen, thrs)
+    if factor is not None:
+        thrs = thrs * factor[None, :, None]
+    return thrs
+
+
+def combined_evidence(stack: np.ndarray, thrs: np.ndarray) -> np.ndarray:
+    """Evidence in units of the threshold: the bucket's own z (``stack[0]``), or a window sum
+    (``stack[1:]``) leaning the same way as the bucket, whichever is strongest."""
+    z = stack[0]
+    evidence = np.abs(z) / thrs[0]
+    sign, leaning = np.sign(z), np.abs(z) >= 1.0
+    for k in range(1, len(stack)):
+        same_way = (np.sign(stack[k]) == sign) & leaning
+        evidence = np.fmax(evidence, np.where(same_way, np.abs(stack[k]) / thrs[k], 0.0))
+    return evidence
+
+
 def _anscombe(x: np.ndarray) -> np.ndarray:
     """Variance-stabilising transform for Poisson-like counts: noise ~ N(0, 1) at any level."""
     return 2.0 * np.sqrt(np.maximum(x, 0.0) + 0.375)
@@ -392,17 +416,11 @@ class RobustSeasonal:
                                .shift(1).to_numpy().T for zk in stack[:, real]])
             thrs[:, real] = np.fmax.reduce([thrs[:, real], self.recent_factor * np.nan_to_num(recent),
                                             self.real_tail_factor * usual[:, real]])
-        if batch.holiday is not None:  # holidays whose effect could not be learned: widen the band
-            widen = np.broadcast_to(batch.holiday, thrs.shape[1:]) & ~learned_holiday
-            thrs = np.where(widen[None], thrs * self.holiday_widen, thrs)
-        if batch.threshold_factor is not None:  # a metric's own sensitivity
-            thrs = thrs * batch.threshold_factor[None, :, None]
+        # holidays whose effect could not be learned: widen the band
+        widen = None if batch.holiday is None else np.broadcast_to(batch.holiday, thrs.shape[1:]) & ~learned_holiday
+        thrs = scale_thresholds(thrs, widen, self.holiday_widen, batch.threshold_factor)
         thr = thrs[0]
-        evidence = np.abs(z) / thr
-        sign, leaning = np.sign(z), np.abs(z) >= 1.0
-        for k in range(1, len(zs)):
-            same_way = (np.sign(stack[k]) == sign) & leaning
-            evidence = np.fmax(evidence, np.where(same_way, np.abs(stack[k]) / thrs[k], 0.0))
+        evidence = combined_evidence(stack, thrs)
         lower, upper = expected - thr * sigma, expected + thr * sigma
         half = thr[rows_c] * sigma[rows_c]
         lower[rows_c] = _anscombe_inv(te[rows_c] - half)
