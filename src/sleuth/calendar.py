@@ -5,11 +5,22 @@ import numpy as np
 import pandas as pd
 
 
-def _local_dates(buckets: pd.DatetimeIndex, timezone: str) -> pd.DatetimeIndex:
+def local_times(buckets: pd.DatetimeIndex, timezone: str) -> pd.DatetimeIndex:
+    """Wall-clock times in ``timezone`` of UTC times (naive means UTC)."""
     idx = pd.DatetimeIndex(buckets)
     if idx.tz is None:
         idx = idx.tz_localize("UTC")
-    return idx.tz_convert(timezone).tz_localize(None).normalize()
+    return idx.tz_convert(timezone).tz_localize(None)
+
+
+def local_time(ts: pd.Timestamp, timezone: str) -> pd.Timestamp:
+    """One UTC time's wall-clock time in ``timezone``."""
+    return local_times(pd.DatetimeIndex([ts]), timezone)[0]
+
+
+def local_dates(buckets: pd.DatetimeIndex, timezone: str) -> pd.DatetimeIndex:
+    """The local date (midnight) of each UTC time in ``timezone``."""
+    return local_times(buckets, timezone).normalize()
 
 
 def holiday_names(buckets: pd.DatetimeIndex, countries: list[str], timezone: str = "UTC") -> list[str | None]:
@@ -18,7 +29,7 @@ def holiday_names(buckets: pd.DatetimeIndex, countries: list[str], timezone: str
         return [None] * len(buckets)
     import holidays as hol
 
-    dates = _local_dates(buckets, timezone)
+    dates = local_dates(buckets, timezone)
     years = sorted(set(dates.year))
     cals = [hol.country_holidays(c, years=years) for c in countries]
     out: list[str | None] = []

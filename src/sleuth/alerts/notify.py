@@ -110,21 +110,17 @@ def _when(inc: dict) -> str:
     return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC ({dur}, {state})"
 
 
-def _segment(seg: dict) -> str:
-    return segment_text(seg)
-
-
 def describe(inc: dict) -> list[str]:
     """The lines a person needs to act on one incident."""
     d = inc["data"]
     change = f"{d['change']:+.0%}" if d.get("change") is not None else "n/a"
     shape = f" ({d['shape']})" if d.get("shape") else ""
-    lines = [f"{d['metric']} ({inc['property']}, {_segment(d['segment'])}) went {d['direction']}: {change}{shape}",
+    lines = [f"{d['metric']} ({inc['property']}, {segment_text(d['segment'])}) went {d['direction']}: {change}{shape}",
              f"  when: {_when(inc)}",
              f"  actual {_num(d.get('actual'))} vs expected {_num(d.get('expected'))} "
              f"(normal band {_num(d.get('lower'))} to {_num(d.get('upper'))}); severity {d['severity']}, "
              f"score {d['score']}"]
-    causes = [f"{_segment(rc['segment'])} (explains {rc.get('explains', 0):.0%})" for rc in d.get("root_causes", [])[:3]]
+    causes = [f"{segment_text(rc['segment'])} (explains {rc.get('explains', 0):.0%})" for rc in d.get("root_causes", [])[:3]]
     if causes:
         lines.append("  top root causes: " + "; ".join(causes))
     steps = [f"{t['from']} -> {t['to']} {t['baseline']:.0%} -> {t['during']:.0%}" for t in d.get("transitions", [])[:2]]

@@ -21,7 +21,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
-from .shop import DEMO_CONFIG
 from ..config import Config, parse_config
 from ..detectors.base import SeriesBatch, get_detector
 from ..ingest import NONE_VALUE, load_events
@@ -29,7 +28,7 @@ from ..metrics import cube as cube_module
 from ..metrics.cube import TOTAL, Cube, build_cube
 from ..metrics.derive import resolve_metrics
 from ..pipeline import detect
-from .shop import EVENTS, generate_shop
+from .shop import DEMO_CONFIG, EVENTS, generate_shop
 
 CACHE = Path(".sleuth/bench")
 DIMENSIONS = ["device", "os", "browser", "country", "channel", "campaign", "category"]
@@ -209,15 +208,15 @@ def _per_series(fn, n: int) -> dict:
     return {"series": n, "wall_s_per_series": round(wall / n, 4), "cpu_s_per_series": round(cpu / n, 4)}
 
 
-def _fit_mstl(v: np.ndarray, fast: bool) -> None:
-    """One MSTL(24, 168) + AutoETS fit and a day's forecast with a 99 % interval per series."""
+def _fit_mstl(batch: SeriesBatch, fast: bool) -> None:
+    """One fit of the ``mstl`` detector's model (MSTL(24, 168) + AutoETS) and a day's forecast
+    with a 99 % interval per series."""
     from statsforecast import StatsForecast
-    from statsforecast.models import MSTL, AutoETS
 
-    S, T = v.shape
-    frame = pd.DataFrame({"unique_id": np.repeat(np.arange(S), T), "ds": np.tile(np.arange(T), S), "y": v.ravel()})
-    kwargs = {"trend_jump": 10, "low_pass_jump": 5} if fast else {}
-    model = MSTL(season_length=[24, 168], trend_forecaster=AutoETS(model="ZZN"), stl_kwargs=kwargs)
+    S, T = batch.value.shape
+    frame = pd.DataFrame({"unique_id": np.repeat(np.arange(S), T), "ds": np.tile(np.arange(T), S),
+                          "y": batch.value.ravel()})
+    model = get_detector("mstl", fast=fast).model(batch, T)
     StatsForecast(models=[model], freq=1, n_jobs=1).forecast(df=frame, h=24, level=[99])
 
 
@@ -240,9 +239,9 @@ def forecast_speed(seasonal: dict, n: int = 20, weeks: int = 8) -> dict:
     runs: dict[str, dict] = {}
     try:
         import statsforecast  # noqa: F401  (import time is not part of the per-series figure)
-        runs["statsforecast MSTL(24,168)+AutoETS, one fit"] = _per_series(lambda: _fit_mstl(v, fast=False), n)
-        runs["same, stl trend_jump=10 low_pass_jump=5"] = _per_series(lambda: _fit_mstl(v, fast=True), n)
         batch = SeriesBatch(value=v, weight=np.full_like(v, np.nan), kind=np.full(n, "count"), season=168, day=24)
+        runs["statsforecast MSTL(24,168)+AutoETS, one fit"] = _per_series(lambda: _fit_mstl(batch, fast=False), n)
+        runs["same, stl trend_jump=10 low_pass_jump=5"] = _per_series(lambda: _fit_mstl(batch, fast=True), n)
         for name in ("mstl", "auto"):
             det = get_detector(name)
             runs[f"detector {name!r} (weekly refits, scores every hour)"] = _per_series(lambda: det.score_batch(batch), n)

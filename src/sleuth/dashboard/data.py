@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..calendar import holiday_names
+from ..calendar import holiday_names, local_dates, local_time
 from ..incidents import Incident, segment_text
 from ..metrics.cube import TOTAL
 from ..pipeline import Detection
@@ -84,20 +84,15 @@ def store_frame(rows: list[dict], state: str | None = None, severity: str | None
 
 # ---------------------------------------------------------------------------------- metric page
 
-def _local(buckets: pd.DatetimeIndex, timezone: str) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(buckets).tz_localize("UTC").tz_convert(timezone).tz_localize(None)
-
-
 def calendar_spans(det: Detection, buckets: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp, str]]:
     """``(start, end, label)`` of the weekend and holiday days (local dates) inside ``buckets``,
     in UTC, for shading: a change on a Saturday or on Christmas is read differently."""
     if not len(buckets):
         return []
     cfg = det.config
-    local = _local(buckets, cfg.timezone)
     names = holiday_names(pd.DatetimeIndex(buckets), cfg.holidays, cfg.timezone) if cfg.holidays else [None] * len(buckets)
     labels = {}
-    for day_local, name in zip(local.normalize(), names):
+    for day_local, name in zip(local_dates(buckets, cfg.timezone), names):
         if name:
             labels[day_local] = name
         elif day_local.dayofweek >= 5 and day_local not in labels:
@@ -172,8 +167,8 @@ def _clock(ts: pd.Timestamp) -> str:
 def incident_summary(inc: Incident, timezone: str = "UTC") -> str:
     """What happened, in one sentence, e.g. "Conversion rate fell 54 % below expected on iOS
     from 09:00 to 15:00 on Tue 03 Mar; iOS explains 87 % of the drop"."""
-    start = _local(pd.DatetimeIndex([inc.start_time()]), timezone)[0]
-    end = _local(pd.DatetimeIndex([inc.end_time()]), timezone)[0]
+    start = local_time(inc.start_time(), timezone)
+    end = local_time(inc.end_time(), timezone)
     down = inc.direction == "down"
     what = metric_label(inc.metric)
     if inc.change is not None and np.isfinite(inc.change):
@@ -197,8 +192,8 @@ def incident_summary(inc: Incident, timezone: str = "UTC") -> str:
 def incident_context(det: Detection, inc: Incident) -> dict[str, Any]:
     """Day of week, holiday, time of day (local) and revenue at stake: what a reader weighs first."""
     tz = det.config.timezone
-    start = _local(pd.DatetimeIndex([inc.start_time()]), tz)[0]
-    end = _local(pd.DatetimeIndex([inc.end_time()]), tz)[0]
+    start = local_time(inc.start_time(), tz)
+    end = local_time(inc.end_time(), tz)
     hour = start.hour
     part = "night" if hour < 6 else "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
     return {"day of week": f"{start:%A}", "holiday": inc.holiday or "none",

@@ -11,6 +11,7 @@ uses only buckets before it, so the combination is causal too.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -19,7 +20,7 @@ from .base import Scores, SeriesBatch
 from .forecast import MSTLDetector
 from .seasonal import RobustSeasonal
 
-FIELDS = ("expected", "lower", "upper", "z", "anomaly_score", "is_anomaly", "ready")
+FIELDS = tuple(f.name for f in dataclasses.fields(Scores))
 
 
 class AutoDetector:
