@@ -12,8 +12,8 @@ import yaml
 
 pytest.importorskip("sklearn", reason="the classifier extra is not installed (make install adds it)")
 
-from sleuth.bench.shop import write_shop  # noqa: E402
-from sleuth.cli import DEMO_CONFIG  # noqa: E402
+from sleuth.datasets.shop import write_shop  # noqa: E402
+from sleuth.datasets.shop import DEMO_CONFIG  # noqa: E402
 from sleuth.config import Aggregate, Config, Metric, parse_config  # noqa: E402
 from sleuth.bench.classifier import SPOTLIGHT_GRID, spotlight_faithful, spotlight_rows  # noqa: E402
 from sleuth.explain.classifier import (HOUR, NOISE, classify_incident, drop_correlated, excess_fit,  # noqa: E402

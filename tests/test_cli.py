@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sleuth.bench.shop import write_shop
+from sleuth.datasets.shop import write_shop
 
 CONTRACT3 = {"id": str, "metric": str, "segment": dict, "start": str, "end": str, "direction": str,
              "actual": (float, int, type(None)), "expected": (float, int, type(None)),

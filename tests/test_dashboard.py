@@ -23,8 +23,8 @@ import pytest
 pytest.importorskip("streamlit", reason="the dashboard extra is not installed (make install adds it)")
 
 from sleuth.alerts import open_store, run_once  # noqa: E402
-from sleuth.bench.shop import write_shop  # noqa: E402
-from sleuth.cli import DEMO_CONFIG  # noqa: E402
+from sleuth.datasets.shop import write_shop  # noqa: E402
+from sleuth.datasets.shop import DEMO_CONFIG  # noqa: E402
 from sleuth.dashboard import data as d  # noqa: E402
 from sleuth.dashboard.report import top_incidents  # noqa: E402
 from sleuth.dashboard.source import ENV, prepare  # noqa: E402

@@ -118,7 +118,7 @@ def test_cli_selects_a_detector_and_rejects_an_unknown_one(tmp_path, run_cli):
 
 
 def test_pipeline_runs_auto_and_notes_its_choice():
-    from sleuth.bench.shop import generate_shop
+    from sleuth.datasets.shop import generate_shop
     from sleuth.pipeline import detect
 
     events, _ = generate_shop(weeks=4, sessions_per_hour=30, seed=2, incidents=False)

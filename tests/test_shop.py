@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sleuth.bench.shop import InjectedIncident, evaluate, generate_shop, write_shop
+from sleuth.datasets.shop import InjectedIncident, evaluate, generate_shop, write_shop
 
 COLUMNS = ["timestamp", "event", "session_id", "user_id", "revenue", "property", "device",
            "os", "browser", "country", "channel", "campaign", "category"]

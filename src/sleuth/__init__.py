@@ -25,7 +25,7 @@ _LAZY = {
     "Config": "sleuth.config",
     "Incident": "sleuth.incidents",
     "score_frame": "sleuth.score",
-    "generate_shop": "sleuth.bench.shop",
+    "generate_shop": "sleuth.datasets",
     "run_once": "sleuth.alerts",
     "open_store": "sleuth.alerts",
 }

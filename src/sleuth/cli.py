@@ -15,16 +15,37 @@ from typing import Iterator, Optional
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .bench.cli import bench_app
-from .bench.shop import DEMO_CONFIG
+from typer.core import TyperGroup
+
 from .console import emit_json, err, out
 from .errors import SleuthError
 
+#: verbs whose code is imported only when they run (or when ``--help`` lists them)
+LAZY_GROUPS = {"bench": "sleuth.bench.cli:bench_app"}
+
+
+class _Verbs(TyperGroup):
+    """The top-level verbs, with the ``bench`` group imported on use: the product does not
+    depend on its benchmarks."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *LAZY_GROUPS})
+
+    def get_command(self, ctx, name):
+        if name in LAZY_GROUPS:
+            from importlib import import_module
+
+            module, attr = LAZY_GROUPS[name].split(":")
+            group = typer.main.get_command(getattr(import_module(module), attr))
+            group.name = name
+            return group
+        return super().get_command(ctx, name)
+
+
 app = typer.Typer(
-    name="sleuth", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="sleuth", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=_Verbs,
     help="Watch the metrics of a website or app, detect anomalies and explain why.",
 )
-app.add_typer(bench_app, name="bench")
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="sleuth.yaml (default: derive metrics from the data)")
 DetectorOpt = typer.Option("seasonal", "--detector", "-d",
@@ -149,7 +170,7 @@ def demo(
     detector: str = DetectorOpt,
 ) -> None:
     """Generate a demo shop with injected incidents, detect and explain them, compare with the truth."""
-    from .bench.shop import evaluate, write_shop
+    from .datasets.shop import DEMO_CONFIG, evaluate, write_shop
     from .incidents import json_default
     from .pipeline import detect as run_detect
     from .report import incidents_table, print_notes, truth_table
@@ -161,7 +182,7 @@ def demo(
         cfg_path = out_dir / "sleuth.yaml"
         cfg_path.write_text(DEMO_CONFIG, encoding="utf-8")
         result = run_detect(written["events"], cfg_path, detector=detector, progress=say)
-    from .bench.shop import InjectedIncident
+    from .datasets.shop import InjectedIncident
 
     truth = [InjectedIncident.from_dict(d) for d in json.loads(Path(written["truth"]).read_text())]
     evaluation = evaluate([i.to_dict() for i in result.incidents], truth)

@@ -37,7 +37,7 @@ from ..explain.classifier import (MAX_ROWS, SHAP_ROWS, aggregate_unit, classify_
                                   features)
 from ..incidents import Incident
 from ..metrics.cube import utc_literal
-from .shop import write_shop
+from ..datasets.shop import write_shop
 
 #: the published grid, with the 500- and 1000-tree settings left out for time
 SPOTLIGHT_GRID = {"max_depth": [4, 8, 16], "n_estimators": [10, 50, 100]}
@@ -114,7 +114,7 @@ def run_classifier_bench(weeks: int = 3, sessions_per_hour: float = 1000.0, seed
     Returns per-incident rows and totals."""
     import yaml
 
-    from .shop import DEMO_CONFIG
+    from ..datasets.shop import DEMO_CONFIG
     from ..config import parse_config
     from ..ingest import load_events
     from ..metrics.derive import derive_metrics

@@ -27,7 +27,7 @@ def _print_matrix_summary(res: dict) -> None:
 
 bench_app = typer.Typer(help="Benchmarks on public data (NAB, cloud monitoring, root-cause cases, Panomaly, root_anom) "
                         "and on generated shops (the classifier view).",
-                        no_args_is_help=True)
+                        no_args_is_help=True, add_completion=False)
 
 
 @bench_app.command("nab")

@@ -206,7 +206,7 @@ def demo_linking(weeks: int = 6, sessions_per_hour: float = 1000.0, seed: int = 
 
     from ..config import parse_config
     from ..pipeline import detect
-    from .shop import DEMO_CONFIG, InjectedIncident, _matches, evaluate, write_shop
+    from ..datasets.shop import DEMO_CONFIG, InjectedIncident, _matches, evaluate, write_shop
 
     with tempfile.TemporaryDirectory() as tmp:
         written = write_shop(Path(tmp), fmt="parquet", weeks=weeks, sessions_per_hour=sessions_per_hour, seed=seed)

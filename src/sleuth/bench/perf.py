@@ -28,7 +28,7 @@ from ..metrics import cube as cube_module
 from ..metrics.cube import TOTAL, Cube, build_cube
 from ..metrics.derive import resolve_metrics
 from ..pipeline import detect
-from .shop import DEMO_CONFIG, EVENTS, generate_shop
+from ..datasets.shop import DEMO_CONFIG, EVENTS, generate_shop
 
 CACHE = Path(".sleuth/bench")
 DIMENSIONS = ["device", "os", "browser", "country", "channel", "campaign", "category"]

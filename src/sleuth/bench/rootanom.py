@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import InputError
 from ..incidents import segment_text
 from ..explain.paths import END, disrupted_event_for, path_change, transitions_for
-from .shop import generate_shop
+from ..datasets.shop import generate_shop
 
 COLUMNS = ("metric_name", "source_name", "start_anomaly", "end_anomaly")
 #: the chains with more than one row (anom_num -> rows) of each (organisation, source), from the

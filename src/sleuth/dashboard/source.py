@@ -41,8 +41,8 @@ class Settings:
 def ensure_demo(directory: Path = DEMO_DIR, weeks: int = 6, sessions_per_hour: float = 1000.0,
                 seed: int = 7) -> tuple[Path, Path]:
     """The demo shop's events and config (as `sleuth demo` writes them), generated if absent."""
-    from ..bench.shop import write_shop
-    from ..bench.shop import DEMO_CONFIG
+    from ..datasets.shop import write_shop
+    from ..datasets.shop import DEMO_CONFIG
 
     events, cfg = directory / "events.parquet", directory / "sleuth.yaml"
     if not events.exists():
