@@ -46,12 +46,16 @@ def write_config(path: Path, routes: list[dict], store: str | None = None) -> Pa
 
 class Receiver:
     """A webhook receiver: records every POST and answers 200, or what ``plan[path]`` says next
-    (``500``), or always 500 for paths in ``down``; with ``hang`` set it never answers the next request."""
+    (``500``), or always 500 for paths in ``down``; with ``hang`` set it never answers the next request.
+    Paths in ``stall`` never answer; paths in ``drip`` answer one byte every half second and never
+    finish (both until :meth:`close`): a channel that hangs, and one whose every read succeeds."""
 
     def __init__(self):
         self.requests: list[dict] = []
         self.plan: dict[str, list[int]] = {}
         self.down: set[str] = set()
+        self.stall: set[str] = set()
+        self.drip: set[str] = set()
         self.hang = False
         self.release = threading.Event()
         self.lock = threading.Lock()
@@ -62,13 +66,24 @@ class Receiver:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with receiver.lock:
                     hang, receiver.hang = receiver.hang, False
+                    hang = hang or self.path in receiver.stall
+                    drip = self.path in receiver.drip
                     plan = receiver.plan.get(self.path, [])
                     status = 500 if self.path in receiver.down else (plan.pop(0) if plan else 200)
-                    record = {"path": self.path, "body": body, "status": None if hang else status}
+                    record = {"path": self.path, "body": body, "status": None if hang or drip else status}
                     receiver.requests.append(record)
                 if hang:  # the sender is killed while it waits: this message was never acknowledged
                     receiver.release.wait(60)
                     return
+                if drip:  # every read gets a byte in time; the answer never ends
+                    try:
+                        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 10000:
+                            if receiver.release.wait(0.5):
+                                return
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                    except OSError:
+                        return
                 self.send_response(status)
                 self.end_headers()
 
@@ -86,6 +101,10 @@ class Receiver:
     def delivered(self, path: str | None = None) -> list[dict]:
         """Requests answered 200: messages the channel accepted."""
         return [r for r in self.requests if r["status"] == 200 and (path is None or r["path"] == path)]
+
+    def message_ids(self, path: str | None = None) -> list[str]:
+        """The ``message`` ids of the accepted messages (the last line of every body), in order."""
+        return [r["body"]["message"].rsplit("message ", 1)[-1] for r in self.delivered(path)]
 
     def close(self) -> None:
         self.release.set()

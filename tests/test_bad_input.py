@@ -22,6 +22,17 @@ GOOD_CSV = (
 )
 
 
+def _long_csv(rows: int, change: dict[int, tuple[str, str]]) -> bytes:
+    """A valid CSV of ``rows`` events (over 8 KB), with ``change[i] = (old, new)`` applied to row i."""
+    lines = ["timestamp,event,session_id,revenue,device"]
+    for i in range(rows):
+        line = f"2026-04-01T{10 + i // 60 % 10:02d}:{i % 60:02d}:00Z,page_view,s{i},,mobile"
+        if i in change:
+            line = line.replace(*change[i])
+        lines.append(line)
+    return ("\n".join(lines) + "\n").encode()
+
+
 def _write_xlsx(path: Path) -> None:
     """A (minimal) real .xlsx container: a zip with the spreadsheet parts' names."""
     with zipfile.ZipFile(path, "w") as z:
@@ -86,6 +97,25 @@ CASES: dict[str, Case] = {
     "binary_garbage_csv": Case({"garbage.csv": random.Random(7).randbytes(6000)}, ["garbage.csv"],
                                ["garbage.csv", "binary", "export the events as CSV"]),
     "xlsx_file": Case({"book.xlsx": _write_xlsx}, ["book.xlsx"], ["book.xlsx", "'.xlsx'", "use .csv"]),
+    # the whole file is checked, not its first 8 KB: the line and the cause
+    "nul_byte_deep_in_the_file": Case({"e.csv": _long_csv(600, {400: ("mobile", "mob\x00ile")})}, ["e.csv"],
+                                      ["e.csv", "line 402", "NUL byte", "binary", "export the events as CSV"]),
+    "extra_field_deep_in_the_file": Case({"e.csv": _long_csv(600, {450: ("mobile", "mobile,x")})}, ["e.csv"],
+                                         ["e.csv", "line 452", "6 fields where the header has 5", "quote values"],
+                                         ("detect", "metrics")),
+    "score_duplicate_timestamps": Case(
+        {"s.csv": "timestamp,value\n2026-04-01T10:00,1\n2026-04-01T11:00,2\n2026-04-01T11:00,3\n"}, ["s.csv"],
+        ["s.csv", "line 4", "'2026-04-01T11:00'", "already appears on line 3", "aggregate the rows first"],
+        ("score",)),
+    "notify_port_out_of_range": events_with_config(
+        "notify:\n  - url: json://bob:Pw9xyz@127.0.0.1:99999/hook\n",
+        ["sleuth.yaml", "notify[0].url", "port 99999", "out of range", "1-65535"], ("run",)),
+    "notify_url_without_scheme": events_with_config(
+        "notify:\n  - url: hooks.example.com/T0ken\n", ["sleuth.yaml", "notify[0].url", "not a URL", "slack://"],
+        ("run",)),
+    "dashboard_on_a_public_address": Case({"events.csv": GOOD_CSV}, ["events.csv", "--host", "0.0.0.0"],
+                                          ["--host 0.0.0.0", "no login", "--allow-remote", "reverse proxy"],
+                                          ("dashboard",)),
 }
 RUNS = [(name, cmd) for name, case in CASES.items() for cmd in case.commands]
 

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from .console import emit_json, err, out
 from .errors import SleuthError
+from .redact import redact_source, redact_text
 
 #: verbs whose code is imported only when they run (or when ``--help`` lists them)
 LAZY_GROUPS = {"bench": "sleuth.bench.cli:bench_app"}
@@ -109,10 +110,13 @@ def metrics(
 
     from .pipeline import describe
 
+    from .report import print_notes
+
     info = describe(source, config)
     if as_json:
         sys.stdout.write(json.dumps(info, ensure_ascii=False) + "\n")
         return
+    print_notes(err, info["notes"])
     out.print(f"[bold]{info['source']}[/]: {info['events']:,} events from {info['first']} to {info['last']}")
     out.print("properties: " + ", ".join(f"{k} ({v:,})" for k, v in info["properties"].items()))
     out.print("columns: " + ", ".join(f"{k}={v}" for k, v in info["columns"].items() if v))
@@ -123,8 +127,6 @@ def metrics(
     for m in info["metrics"]:
         table.add_row(m["name"], m["type"], m["description"] or "")
     out.print(table)
-    for n in info["notes"]:
-        err.print(f"[dim]note: {n}[/]")
 
 
 @app.command()
@@ -392,10 +394,20 @@ def run(
     """Detect, explain, store and notify once; safe to repeat (Contract 7)."""
     from .alerts import run_once
 
+    from .alerts.run import EXIT_UNDELIVERED
+    from .report import print_notes
+
     cfg = _alert_config(config)
     report = run_once(source, cfg, store=store, until=until, backfill=backfill, claim_timeout=claim_timeout)
+    if not as_json:
+        print_notes(err, report.notes)
     if not emit_json(report.to_dict(), as_json):
         out.print(report.line(), markup=False, highlight=False)
+    if report.undelivered:
+        err.print(f"{report.undelivered} message(s) could not be delivered: they stay pending and the next run "
+                  f"tries again (exit code {EXIT_UNDELIVERED}); `sleuth alerts list` shows them", markup=False,
+                  highlight=False, soft_wrap=True)
+        sys.exit(EXIT_UNDELIVERED)
 
 
 @app.command()
@@ -411,17 +423,23 @@ def watch(
     """Run again and again; after downtime the next run catches up on everything missed."""
     from .alerts import watch as run_watch
 
+    from .report import print_notes
+
+    runs = []
+
     def said(report) -> None:
+        print_notes(err, report.notes, warnings_only=bool(runs))  # the notes once, warnings every run
+        runs.append(report.run)
         out.print(report.line(), markup=False, highlight=False)
 
     def failed(e) -> None:
-        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {redact_text(str(e))} (the next run tries again)", markup=False, highlight=False,
+                  soft_wrap=True)
 
     cfg = _alert_config(config)
-    bad = run_watch(source, cfg, store=store, every=every, max_runs=max_runs, on_run=said, on_error=failed,
-                    backfill=backfill, claim_timeout=claim_timeout)
-    if max_runs is not None and bad == max_runs:
-        sys.exit(2)
+    summary = run_watch(source, cfg, store=store, every=every, max_runs=max_runs, on_run=said, on_error=failed,
+                        backfill=backfill, claim_timeout=claim_timeout)
+    sys.exit(summary.exit_code)
 
 
 alerts_app = typer.Typer(help="Read and change the alert store: list, show, ack, resolve, mute, feedback.",
@@ -553,18 +571,28 @@ def dashboard(
     store: Optional[str] = StoreOpt,
     port: int = typer.Option(8501, min=1, max=65535, help="port to serve on"),
     host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default: nothing is exposed)"),
+    allow_remote: bool = typer.Option(False, "--allow-remote",
+                                      help="allow a --host other machines can reach: the dashboard has no login "
+                                           "and its buttons change alerts; put it behind a reverse proxy with one"),
 ) -> None:
     """Open the Streamlit dashboard: overview, metric, incident pages and the alerts inbox."""
     import os
 
-    from .dashboard.source import prepare, streamlit_command
+    from .dashboard.source import is_loopback, prepare, streamlit_command
 
+    if not is_loopback(host):
+        if not allow_remote:
+            raise SleuthError(f"--host {host}: other machines could open the dashboard, which has no login and "
+                              "whose buttons change alerts; add --allow-remote to do it anyway (behind a reverse "
+                              "proxy with a login: see the README), or use 127.0.0.1")
+        err.print(f"warning: serving on {host}, reachable from other machines, without a login: anyone who reaches "
+                  "it can acknowledge, resolve and mute alerts", style="yellow", markup=False, highlight=False)
     cmd = streamlit_command(host, port)  # first: says which extra is missing before any work
     if source is None:
         err.print("no source given: using the demo shop in .sleuth/demo (generated on first use)")
     settings = prepare(source, config, store)
-    err.print(f"dashboard on http://{host}:{port} ({settings.source}, store {settings.store})", markup=False,
-              highlight=False)
+    err.print(f"dashboard on http://{host}:{port} ({redact_source(settings.source)}, store "
+              f"{redact_source(settings.store)})", markup=False, highlight=False)
     sys.stdout.flush()
     os.execve(cmd[0], cmd, {**os.environ, **settings.env()})  # streamlit takes over this process
 
@@ -598,7 +626,7 @@ def main() -> None:
     try:
         app()  # standalone: usage errors keep typer's message shape and exit code 2
     except SleuthError as e:
-        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {redact_text(str(e))}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -140,6 +140,31 @@ class NotifyRoute(_Model):
     #: ``"09:00"``: messages below high severity wait and go out as one digest a day, in the first
     #: run at or after this time (config time zone)
     digest_at: str | None = None
+    #: seconds one attempt may take in all (connect, send, answer), however slowly the channel drips
+    timeout: float = Field(default=20.0, gt=0, le=3600)
+    #: seconds one run spends on this channel in all (attempts and backoff); what is left waits
+    #: for the next run
+    deadline: float = Field(default=120.0, gt=0, le=86400)
+
+    @field_validator("url")
+    @classmethod
+    def _url_ok(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        from .redact import redact_channel
+
+        scheme = v.partition("://")[0] if "://" in v else ""
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+            raise ValueError(f"{redact_channel(v)} is not a URL; use an apprise URL such as "
+                             "slack://TokenA/TokenB/TokenC, mailtos://user:pass@host or json://host:port/path")
+        try:
+            if urlsplit(v).port == 0:
+                raise ValueError
+        except ValueError:
+            port = re.search(r"^(?:[^/@]*@)?[^/:]*:(\d+)", v.partition("://")[2])
+            raise ValueError(f"{redact_channel(v)}: port {port.group(1) if port else '?'} is out of range; "
+                             "use 1-65535") from None
+        return v
 
     @field_validator("quiet_hours")
     @classmethod
@@ -191,6 +216,9 @@ class Config(_Model):
     #: where people open the dashboard (``sleuth dashboard``), e.g. ``http://127.0.0.1:8501``;
     #: alert messages then link to each incident's page
     dashboard_url: str | None = None
+    #: events separated from the bulk of the data by more than this many days without events
+    #: (a stray timestamp in 1970 or 2036) are counted, named in one line and left out
+    max_gap_days: int = Field(default=60, gt=0)
 
     @field_validator("timezone")
     @classmethod
@@ -265,6 +293,8 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         return f"{source}: {key}: must be one of {expected}; got {given!r}"
     text = e.get("msg", "invalid value").removeprefix("Value error, ")
     given_s = "" if isinstance(given, (dict, list)) or given is None else f"; got {given!r}"
+    if key.endswith(".url") or key in ("store", "dashboard_url"):
+        given_s = ""  # the message names the URL redacted: the given value may hold a token
     return f"{source}: {key}: {text}{given_s}"
 
 

@@ -98,6 +98,16 @@ def truth_table(evaluation: dict[str, Any], truth: list[Any]) -> Table:
     return table
 
 
-def print_notes(console: Console, notes: list[str]) -> None:
+#: a note that starts with this is a warning: something in the input a person should look at
+WARNING = "warning: "
+
+
+def print_notes(console: Console, notes: list[str], warnings_only: bool = False) -> None:
+    """Notes dim, warnings (``"warning: …"``) in yellow, each on its own line."""
+    from rich.text import Text
+
     for n in notes:
-        console.print(f"[dim]note: {n}[/]")
+        if n.startswith(WARNING):
+            console.print(Text(n, style="yellow"), soft_wrap=True)
+        elif not warnings_only:
+            console.print(Text(f"note: {n}", style="dim"), soft_wrap=True)

@@ -70,6 +70,14 @@ def read_series(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{p}: column 'value' line {row + 2}: {df['value'].iat[row]!r} is not a number")
     df["_ts"] = ts.dt.tz_localize(None)
     df["_value"] = vals.astype(float)
+    keys = ["series_id", "_ts"] if "series_id" in df.columns else ["_ts"]
+    dup = df.duplicated(keys, keep="first").to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        first = int(np.flatnonzero((df[keys] == df[keys].iloc[row]).all(axis=1).to_numpy())[0])
+        which = f" of series {df['series_id'].iat[row]!r}" if "series_id" in df.columns else ""
+        raise InputError(f"{p}: line {row + 2}: timestamp {df['timestamp'].iat[row]!r}{which} already appears on line "
+                         f"{first + 2}; a series has one value per timestamp: aggregate the rows first (sum or mean)")
     return df
 
 

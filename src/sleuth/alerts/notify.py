@@ -1,42 +1,27 @@
 """Notifications through apprise: routing, one message per group of linked incidents, retries.
 
-A channel is known to the store by a hash of its URL and to people by :func:`redact_url`; the URL
-itself is never printed or logged (apprise's own log names URLs, so its logger is silenced).
+A channel is known to the store by a hash of its URL and to people by its redacted name
+(:func:`sleuth.redact.redact_channel`); the URL itself is never printed or logged (apprise's own log
+names URLs, so its logger is silenced).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
-from typing import Any, Callable
-from urllib.parse import urlsplit
+from typing import Any
 
 from ..config import NotifyRoute
 from ..errors import ConfigError
 from ..incidents import lead_key, segment_text
+from ..redact import redact_channel, url_hash
 
 logging.getLogger("apprise").addHandler(logging.NullHandler())
 logging.getLogger("apprise").propagate = False
 
 
-def channel_hash(url: str) -> str:
-    """A stable, irreversible name for a channel: what the store keeps instead of the URL."""
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host[:port]/…`` for a URL with a network host, else ``scheme://…``: tokens hide in
-    user names, passwords, paths and queries (and a Slack 'host' is a token), so none of them show."""
-    parts = urlsplit(url)
-    scheme = parts.scheme or "?"
-    try:
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        host, port = "", None
-    looks_like_host = host == "localhost" or "." in host or ":" in host
-    shown = f"{host}:{port}" if looks_like_host and port else host if looks_like_host else ""
-    return f"{scheme}://{shown}/…#{channel_hash(url)[:8]}"
+#: a channel is known to the store by this hash of its URL, never by the URL
+channel_hash = url_hash
 
 
 @dataclass
@@ -52,7 +37,7 @@ class Channel:
 
     @property
     def name(self) -> str:
-        return redact_url(self.route.url)
+        return redact_channel(self.route.url)
 
     def apprise(self):
         """An apprise object for this URL; an unreadable URL is a config error (redacted)."""
@@ -183,17 +168,3 @@ def message_id(group: list[dict]) -> str:
     """The same group at the same revisions gets the same id: receivers can drop a repeat by it."""
     key = "|".join(f"{i['key']}@{i['revision']}" for i in sorted(group, key=lambda i: i["key"]))
     return hashlib.sha1(key.encode()).hexdigest()[:16]
-
-
-def send(channel: Channel, title: str, body: str, kind: str,
-         sleep: Callable[[float], None] = time.sleep) -> tuple[bool, int]:
-    """Send with retries and exponential backoff; returns ``(delivered, attempts)``."""
-    app = channel.apprise()
-    attempts = 0
-    for attempt in range(channel.route.retries + 1):
-        attempts += 1
-        if app.notify(title=title, body=body, notify_type=kind):
-            return True, attempts
-        if attempt < channel.route.retries:
-            sleep(channel.route.backoff * 2 ** attempt)
-    return False, attempts

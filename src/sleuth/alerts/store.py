@@ -21,6 +21,7 @@ from sqlalchemy import exc as sa_exc
 
 from ..errors import InputError, SleuthError
 from ..incidents import SEVERITY_RANK
+from ..redact import redact_source, redact_url
 
 DEFAULT_STORE = "sqlite:///.sleuth/sleuth.db"
 STATES = ("open", "acknowledged", "resolved", "auto_closed")
@@ -35,10 +36,26 @@ runs = sa.Table(
     sa.Column("finished", sa.DateTime),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("config", sa.JSON, nullable=False),   # resolved config, channel URLs redacted
-    sa.Column("status", sa.String(16), nullable=False),  # running | finished | failed
+    sa.Column("status", sa.String(16), nullable=False),  # running | finished | failed | abandoned
     sa.Column("data_end", sa.DateTime),             # end of the last complete bucket the run saw
     sa.Column("summary", sa.JSON),
     sa.Column("error", sa.Text),
+    # who runs it, to tell a live run from one killed with kill -9 (see :mod:`.liveness`)
+    sa.Column("host", sa.String(255)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("process", sa.String(64)),            # the process's start time: a reused pid is not it
+    sa.Column("heartbeat", sa.DateTime),            # refreshed while the run lives
+)
+
+channels = sa.Table(
+    "channels", metadata,
+    sa.Column("key", sa.String(16), primary_key=True),     # hash of the URL, never the URL
+    sa.Column("name", sa.String(300), nullable=False),     # the redacted URL
+    sa.Column("added", sa.DateTime, nullable=False),
+    sa.Column("added_run", sa.Integer),
+    # incidents that ended at or before this are not owed to the channel: a channel added later
+    # starts from what arrives after it (NULL: owed everything, as for channels older than this table)
+    sa.Column("since", sa.DateTime),
 )
 
 incidents = sa.Table(
@@ -102,11 +119,8 @@ def now() -> dt.datetime:
 
 
 def redact_db_url(url: str) -> str:
-    """The URL with its password hidden, whether or not SQLAlchemy can parse it."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # unparsable: hide anything between '//' user ':' and '@'
-        return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+    """The store URL with its password (and secret query values) hidden: see :mod:`sleuth.redact`."""
+    return redact_url(url)
 
 
 def normalise_url(url: str) -> str:
@@ -144,6 +158,7 @@ def _sqlite_write_locks(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA secure_delete = ON")  # a value overwritten (a redacted URL) leaves no trace
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):
@@ -177,6 +192,7 @@ class Store:
             if c.dialect.name == "postgresql":  # two first runs at once must not both create the tables
                 c.execute(sa.text("SELECT pg_advisory_xact_lock(7201551)"))
             metadata.create_all(c)
+            _upgrade(c)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -199,16 +215,65 @@ class Store:
             yield conn
 
     # -- runs -------------------------------------------------------------------------------------
-    def start_run(self, source: str, config: dict[str, Any]) -> int:
+    def start_run(self, source: str, config: dict[str, Any], me: Any = None) -> int:
+        """Record a new run as ``running``; ``me`` is the :class:`~.liveness.Process` running it."""
+        who = {"host": me.host, "pid": me.pid, "process": me.start} if me is not None else {}
         with self.tx("starting a run") as c:
-            return c.execute(runs.insert().values(started=now(), source=source, config=config,
-                                                  status="running")).inserted_primary_key[0]
+            t = now()
+            return c.execute(runs.insert().values(started=t, heartbeat=t, source=source, config=config,
+                                                  status="running", **who)).inserted_primary_key[0]
+
+    def heartbeat(self, run_id: int) -> None:
+        with self.tx("refreshing the run's heartbeat") as c:
+            c.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "running").values(heartbeat=now()))
+
+    def abandon_dead_runs(self, alive: Any, stale_after: float) -> int:
+        """Mark ``abandoned`` the runs still ``running`` whose process is gone: on this host, its pid
+        no longer runs the same process; elsewhere, no heartbeat for ``stale_after`` seconds.
+        ``alive(host, pid, process)`` says True, False or None (cannot tell from here)."""
+        cutoff = now() - dt.timedelta(seconds=stale_after)
+        with self.tx("reading runs") as c:
+            rows = c.execute(sa.select(runs.c.id, runs.c.host, runs.c.pid, runs.c.process, runs.c.heartbeat,
+                                       runs.c.started).where(runs.c.status == "running")).all()
+        dead = []
+        for r in rows:
+            verdict = alive(r.host, r.pid, r.process) if r.pid is not None else None
+            if verdict is False or (verdict is None and (r.heartbeat or r.started) < cutoff):
+                dead.append(r.id)
+        if dead:
+            with self.tx("marking abandoned runs") as c:
+                c.execute(runs.update().where(runs.c.id.in_(dead), runs.c.status == "running").values(
+                    status="abandoned", finished=now(), error="the process ended without finishing the run"))
+        return len(dead)
 
     def finish_run(self, run_id: int, status: str, data_end: dt.datetime | None = None,
                    summary: dict | None = None, error: str | None = None) -> None:
         with self.tx("finishing the run") as c:
             c.execute(runs.update().where(runs.c.id == run_id).values(
                 finished=now(), status=status, data_end=data_end, summary=summary, error=error))
+
+    def register_channel(self, key: str, name: str, since: dt.datetime, run_id: int) -> dt.datetime | None:
+        """Remember a channel the first time a run sends to it; returns its ``since`` (see the
+        ``channels`` table). A channel that already has notifications predates the table: owed all."""
+        with self.tx("registering channels") as c:
+            row = c.execute(sa.select(channels.c.since, channels.c.name).where(channels.c.key == key)).first()
+            if row is not None:
+                if row.name != name:
+                    c.execute(channels.update().where(channels.c.key == key).values(name=name))
+                return row.since
+            old = c.execute(sa.select(notifications.c.id).where(notifications.c.channel == key).limit(1)).first()
+            since_ = None if old is not None else since
+            try:
+                with c.begin_nested():
+                    c.execute(channels.insert().values(key=key, name=name, added=now(), added_run=run_id,
+                                                       since=since_))
+            except sa_exc.IntegrityError:  # another run registered it meanwhile
+                return c.execute(sa.select(channels.c.since).where(channels.c.key == key)).scalar()
+            return since_
+
+    def channels(self) -> list[dict]:
+        with self.tx("reading channels") as c:
+            return [dict(r._mapping) for r in c.execute(sa.select(channels).order_by(channels.c.added))]
 
     def last_data_end(self, source: str) -> dt.datetime | None:
         """The end of the data the last finished run of ``source`` saw: where catching up starts."""
@@ -334,19 +399,21 @@ class Store:
 
     # -- notifications ----------------------------------------------------------------------------
     def pending(self, channel: str, min_severity: str, metrics: list[str] | None,
-                stale_before: dt.datetime) -> list[dict]:
-        """Incidents this channel still owes a message for (current revision), oldest first."""
+                stale_before: dt.datetime, since: dt.datetime | None = None) -> list[dict]:
+        """Incidents this channel still owes a message for (current revision), oldest first; with
+        ``since``, only those that ended after it (a channel added later)."""
         n = notifications
         join = incidents.outerjoin(n, sa.and_(n.c.incident == incidents.c.key, n.c.channel == channel,
                                               n.c.revision == incidents.c.revision))
         sev = [s for s, r in SEVERITY_RANK.items() if r >= SEVERITY_RANK[min_severity]]
         q = (sa.select(incidents).select_from(join)
              .where(incidents.c.quiet.is_(None), incidents.c.state != "resolved", incidents.c.severity.in_(sev),
-                    sa.or_(n.c.id.is_(None), n.c.status == "failed",
-                           sa.and_(n.c.status == "sending", n.c.claimed < stale_before)))
+                    sa.or_(n.c.id.is_(None), n.c.status == "failed", _takeover(n, stale_before)))
              .order_by(incidents.c.start_at, incidents.c.key))
         if metrics is not None:
             q = q.where(incidents.c.metric.in_(metrics))
+        if since is not None:
+            q = q.where(incidents.c.end_at > since)
         with self.tx("reading pending notifications") as c:
             return [dict(r._mapping) for r in c.execute(q)]
 
@@ -383,7 +450,8 @@ class Store:
 
         A claim is a row in state ``sending``: inserting it is unique per (incident, channel,
         revision), so of two concurrent runs only one gets it. A failed one, or one left ``sending``
-        by a run that died more than the claim timeout ago, is taken over by an update.
+        by a run that is no longer running (abandoned: killed mid-send) or claimed more than the
+        claim timeout ago, is taken over by an update.
         """
         mine = []
         with self.tx("claiming notifications") as c:
@@ -400,8 +468,7 @@ class Store:
                 except sa_exc.IntegrityError:
                     pass
                 taken = c.execute(notifications.update().where(where, sa.or_(
-                    notifications.c.status == "failed",
-                    sa.and_(notifications.c.status == "sending", notifications.c.claimed < stale_before)))
+                    notifications.c.status == "failed", _takeover(notifications, stale_before)))
                     .values(status="sending", run=run_id, claimed=now())).rowcount
                 if taken == 1:
                     mine.append(inc)
@@ -424,6 +491,31 @@ class Store:
     def notifications(self) -> list[dict]:
         with self.tx("reading notifications") as c:
             return [dict(r._mapping) for r in c.execute(sa.select(notifications).order_by(notifications.c.id))]
+
+
+def _takeover(n: sa.Table, stale_before: dt.datetime) -> sa.ColumnElement:
+    """A ``sending`` claim another run may take over: its run is no longer running (it was killed
+    mid-send and found abandoned), or it was claimed before ``stale_before``."""
+    gone = sa.select(runs.c.id).where(runs.c.status != "running")
+    return sa.and_(n.c.status == "sending", sa.or_(n.c.claimed < stale_before, n.c.run.in_(gone)))
+
+
+#: columns added since the first release: (table, column), created on open when missing
+_ADDED_COLUMNS = (("runs", "host"), ("runs", "pid"), ("runs", "process"), ("runs", "heartbeat"))
+
+
+def _upgrade(c: sa.Connection) -> None:
+    """Bring a store written by an older sleuth up to date, keeping every row: add missing columns
+    and redact event-source URLs that older runs stored with their password."""
+    have = {t: {col["name"] for col in sa.inspect(c).get_columns(t)} for t in {t for t, _ in _ADDED_COLUMNS}}
+    for table, column in _ADDED_COLUMNS:
+        if column not in have[table]:
+            col = metadata.tables[table].c[column]
+            c.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {col.type.compile(c.dialect)}"))
+    for rid, source in c.execute(sa.select(runs.c.id, runs.c.source).where(runs.c.source.contains("@"))).all():
+        safe = redact_source(source)
+        if safe != source:
+            c.execute(runs.update().where(runs.c.id == rid).values(source=safe))
 
 
 def _match(c: sa.Connection, inc: dict, seg: str, start: dt.datetime, end: dt.datetime):

@@ -219,3 +219,21 @@ def bench_classifier(weeks: int = typer.Option(3, min=3, max=12, help="weeks of 
         out.print(f"{variant}: {tot['right']}/{len(res['incidents'])} right; seconds per incident median "
                   f"{tot['median_seconds']:.1f}, max {tot['max_seconds']:.1f}")
     out.print(f"{res['seconds']:.0f} s in all")
+
+
+@bench_app.command("faults")
+def bench_faults(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Reliability figures: stray timestamps (time and peak memory of a run) and slow channels
+    (a hung and a dripping channel before a healthy one)."""
+    from .faults import run_faults
+
+    res = run_faults()
+    if emit_json(res, as_json):
+        return
+    for r in res["stray_timestamps"]:
+        out.print(f"stray timestamp: {r['stray']:<20} {r['events']:>9,} events  run --once {r['seconds']:6.1f} s  "
+                  f"peak {r['peak_mb']:,} MB  exit {r['exit']}")
+    s = res["slow_channels"]
+    out.print(f"slow channels (hung, dripping, healthy): run --once {s['seconds']} s, exit {s['exit']}, messages "
+              f"{s['messages']}, {s['deferred']} left for the next run, {s['timeouts']} attempts timed out; the "
+              f"healthy channel had its {s['healthy_channel_messages']} messages by {s['healthy_channel_last_at_s']} s")

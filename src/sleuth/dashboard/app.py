@@ -13,6 +13,7 @@ from sleuth.alerts.store import LABELS, STATES
 from sleuth.incidents import SEVERITY_RANK
 from sleuth.dashboard import data as d
 from sleuth.dashboard.source import Settings
+from sleuth.redact import redact_source
 from sleuth.pipeline import detect
 
 PAGES = ("Overview", "Metric", "Incident", "Alerts")
@@ -152,7 +153,7 @@ def alerts_page(url: str) -> None:
     st.header("Alerts inbox")
     rows = store_rows(url)
     if not rows:
-        st.info(f"The store {url} has no incidents yet: `sleuth run SOURCE` fills it.")
+        st.info(f"The store {redact_source(url)} has no incidents yet: `sleuth run SOURCE` fills it.")
         return
     # the label leaves out the state: a label that changes on acknowledge would lose the selection
     label = {r["key"]: f"{r['key']} · {r['property']} {r['metric']} {r['start_at']:%Y-%m-%d %H:%M}" for r in rows}
@@ -187,7 +188,7 @@ def main() -> None:
         if asked in PAGES:
             st.session_state["page"] = asked
     page = st.sidebar.radio("page", PAGES, key="page")
-    st.sidebar.caption(f"source: {settings.source}\n\nstore: {settings.store}")
+    st.sidebar.caption(f"source: {redact_source(settings.source)}\n\nstore: {redact_source(settings.store)}")
     t0 = time.perf_counter()
     if page == "Alerts":
         alerts_page(settings.store)

@@ -74,6 +74,18 @@ def prepare(source: str | None, config: str | Path | None, store: str | None,
     return Settings(str(events), str(cfg_path), url)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the dashboard on this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def streamlit_command(host: str, port: int) -> list[str]:
     """``streamlit run`` on the app, headless, on one loopback address, no telemetry, no file watcher."""
     try:

@@ -19,6 +19,7 @@ from ..errors import InputError
 from .flatten import flatten
 from .readers import open_source
 from .sessionize import sessionize
+from .span import bounded_span, empty_measures
 from .timestamps import parse_timestamp
 
 NONE_VALUE = "(none)"
@@ -153,12 +154,14 @@ def _auto_dimensions(table: ibis.Table, exclude: set[str]) -> list[str]:
 def load_events(source: Any, config: Config | None = None, con: Any = None) -> Events:
     """Open ``source`` and normalise it (Contract 1). Raises :class:`InputError` on bad input."""
     config = config or Config()
-    backend, raw, name = open_source(source, con)
+    read_notes: list[str] = []
+    backend, raw, name = open_source(source, con, read_notes)
     junk = [c for c in raw.columns if c.strip().lower() in _JUNK_COLUMNS]
     if len(junk) == len(raw.columns):
         raise InputError(f"{name}: no named columns; the first line must be a header such as 'timestamp,event'")
     raw = raw.drop(*junk)
     raw, notes = flatten(raw, config.explode, name)
+    notes = [*read_notes, *notes]
     mapping = _resolve_columns(raw, config, name)
 
     try:
@@ -220,6 +223,9 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
         raise InputError(f"{name}: cannot read the events ({msg})") from None
     if int(table.count().execute()) == 0:
         raise InputError(f"{name}: column {mapping['timestamp']!r} is empty in every row; every event needs a time")
+    table, span_notes = bounded_span(table, name, config.max_gap_days)
+    notes += span_notes
+    notes += empty_measures(table, mapping)
     return Events(con=backend, table=table, source=name, dimensions=dimensions, mapping=mapping,
                   sessions_derived=derived, notes=notes)
 

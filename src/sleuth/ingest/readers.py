@@ -1,6 +1,7 @@
 """Open a source as a raw ibis table: a file (CSV, JSON Lines, Parquet), a frame, or any ibis URL."""
 from __future__ import annotations
 
+import glob
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 
 from ..errors import InputError
+from ..redact import redact_url as _redact
+from .textcheck import csv_header, diagnose_csv, scan
 
 FORMATS = {
     ".csv": "csv", ".tsv": "csv", ".txt": "csv",
@@ -48,49 +51,69 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{path}: the file is empty; it needs a header and at least one event")
 
 
-def _looks_binary(path: Path, fmt: str) -> bool:
-    if fmt == "parquet" or path.suffix.lower() in (".gz", ".zst", ".bz2"):
-        return False
-    head = path.open("rb").read(8192)
-    if b"\x00" in head:
-        return True
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return err.start < len(head) - 4  # a multi-byte char cut at the end is fine
-    return False
-
-
 def _engine_message(err: Exception) -> str:
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return re.sub(r"^[A-Za-z ]*Error: ", "", first)[:300]
 
 
-def read_file(con: ibis.BaseBackend, path: Path) -> ibis.Table:
-    """Read one file (or glob) through DuckDB. Nested JSON stays as structs; see ``flatten``."""
-    is_glob = any(ch in str(path) for ch in "*?[")
-    if not is_glob:
+def _files(path: Path) -> list[Path]:
+    """The files of a path or a glob (sorted), each checked to exist and hold something."""
+    if not any(ch in str(path) for ch in "*?["):
         _check_file(path)
+        return [path]
+    found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+    if not found:
+        raise InputError(f"{path}: no file matches; check the pattern")
+    return found
+
+
+def read_file(con: ibis.BaseBackend, path: Path, notes: list[str] | None = None) -> ibis.Table:
+    """Read one file (or glob) through DuckDB. Nested JSON stays as structs; see ``flatten``.
+
+    Text files are checked whole first (:mod:`.textcheck`): a NUL byte or a non-text byte is an
+    error naming its line; a Latin-1 file and a last line still being written are read cleanly,
+    with a note in ``notes``."""
     fmt = _format_of(path)
-    if not is_glob and _looks_binary(path, fmt):
-        raise InputError(f"{path}: not a text {fmt.upper()} file (binary content); export the events as CSV, JSON Lines or Parquet")
-    p = str(path).replace("'", "''")
+    files = originals = _files(path)
+    if fmt != "parquet":
+        checked = [scan(f, "CSV" if fmt == "csv" else "JSON Lines") for f in files]
+        files = [c.read_path for c in checked]
+        if notes is not None:
+            notes.extend(n for c in checked for n in c.notes)
+    p = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
     if fmt == "csv":
-        sql = f"SELECT * FROM read_csv('{p}', header=true, sample_size=-1)"
+        sql = f"SELECT * FROM read_csv({p}, header=true, sample_size=-1, union_by_name=true)"
     elif fmt == "jsonl":
-        sql = f"SELECT * FROM read_json('{p}', format='auto', sample_size=-1, maximum_object_size=67108864)"
+        sql = f"SELECT * FROM read_json({p}, format='auto', sample_size=-1, maximum_object_size=67108864, union_by_name=true)"
     else:
-        sql = f"SELECT * FROM read_parquet('{p}', union_by_name=true)"
+        sql = f"SELECT * FROM read_parquet({p}, union_by_name=true)"
     try:
         name = ibis.util.gen_name("events_raw")
         con.raw_sql(f"CREATE TEMP VIEW {name} AS {sql}")
         table = con.table(name)
         n_cols = len(table.columns)
-    except Exception as err:  # the engine's own parse errors: keep one line of them
-        raise InputError(f"{path}: cannot read as {fmt.upper()} ({_engine_message(err)}); check the file format") from None
+    except Exception as err:  # the engine's own parse errors: say which line and why when we can
+        cause = _csv_cause(originals, files) if fmt == "csv" else None
+        raise InputError(f"{cause or f'{path}: cannot read as {fmt.upper()} ({_engine_message(err)})'}; "
+                         "check the file format") from None
     if n_cols == 0:
         raise InputError(f"{path}: no columns found; the file needs a header row")
+    if fmt == "csv":
+        header = [h for h in csv_header(files[0]) if h.strip()]
+        if header and not set(header) <= set(table.columns):  # the engine guessed another layout
+            cause = _csv_cause(originals, files)
+            if cause:
+                raise InputError(f"{cause}; check the file format")
     return table
+
+
+def _csv_cause(originals: list[Path], files: list[Path]) -> str | None:
+    """The first bad line of the files (read from their clean copies, named by the user's paths)."""
+    for name, f in zip(originals, files):
+        cause = diagnose_csv(f)
+        if cause:
+            return f"{name}: {cause}"
+    return None
 
 
 def read_frame(con: ibis.BaseBackend, frame: pd.DataFrame) -> ibis.Table:
@@ -115,13 +138,11 @@ def read_url(url: str) -> tuple[ibis.BaseBackend, ibis.Table]:
         raise InputError(f"{_redact(url)}: no table {table_name!r}; check the name after '#'") from None
 
 
-def _redact(url: str) -> str:
-    """Hide a password in a URL before it is printed."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
-
-def open_source(source: Any, con: ibis.BaseBackend | None = None) -> tuple[ibis.BaseBackend, ibis.Table, str]:
-    """Resolve ``source`` to ``(backend, raw table, display name)``."""
+def open_source(source: Any, con: ibis.BaseBackend | None = None,
+                notes: list[str] | None = None) -> tuple[ibis.BaseBackend, ibis.Table, str]:
+    """Resolve ``source`` to ``(backend, raw table, display name)``; what reading it noticed goes
+    to ``notes``."""
     if isinstance(source, ibis.Table):
         try:
             backend = source._find_backend()
@@ -136,7 +157,7 @@ def open_source(source: Any, con: ibis.BaseBackend | None = None) -> tuple[ibis.
         backend, table = read_url(text)
         return backend, table, _redact(text)
     con = con or connect_duckdb()
-    return con, read_file(con, Path(text)), text
+    return con, read_file(con, Path(text), notes), text
 
 
 def is_struct(t: dt.DataType) -> bool:
