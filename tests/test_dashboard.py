@@ -28,8 +28,9 @@ from sleuth.datasets.shop import DEMO_CONFIG  # noqa: E402
 from sleuth.dashboard import data as d  # noqa: E402
 from sleuth.dashboard.report import top_incidents  # noqa: E402
 from sleuth.dashboard.source import ENV, prepare  # noqa: E402
-from sleuth.incidents import Incident  # noqa: E402
+from sleuth.incidents import SEVERITY_RANK, Incident  # noqa: E402
 from sleuth.pipeline import detect  # noqa: E402
+from sleuth.snapshot import Snapshot  # noqa: E402
 
 APP = Path(__file__).parents[1] / "src" / "sleuth" / "dashboard" / "app.py"
 CHROMIUM = "/usr/bin/chromium"
@@ -46,7 +47,8 @@ def shop(tmp_path_factory):
     cfg.write_text(DEMO_CONFIG, encoding="utf-8")
     det = detect(written["events"], cfg)
     assert det.incidents, "the generated shop has injected incidents"
-    return {"dir": out, "events": written["events"], "config": str(cfg), "det": det}
+    return {"dir": out, "events": written["events"], "config": str(cfg), "det": det,
+            "snap": Snapshot.from_detection(det)}
 
 
 @pytest.fixture(scope="module")
@@ -75,22 +77,25 @@ def _rows(url: str) -> dict[str, dict]:
 # ------------------------------------------------------------------------------ library functions
 
 def test_overview_has_every_metric_of_every_property_with_sparkline_and_counts(shop, store_db):
-    det = shop["det"]
+    det, snap = shop["det"], shop["snap"]
     rows = list(_rows(f"sqlite:///{store_db}").values())
-    frame = d.overview_frame(det, rows)
+    frame = d.overview_frame(snap, rows)
     expected = {(p, m) for p in det.cube.keys.property.unique() for m in det.cube.metrics}
     assert set(zip(frame.property, frame.metric)) == expected and len(frame) == len(expected)
     assert all(len(s) == min(d.SPARK_BUCKETS, len(det.cube.buckets)) for s in frame.sparkline)
+    i = det.cube.index("web", "sessions")
+    row = frame[(frame.property == "web") & (frame.metric == "sessions")].iloc[0]
+    assert row.sparkline == pytest.approx(list(np.nan_to_num(det.cube.value[i, -d.SPARK_BUCKETS:])), rel=1e-6)
     assert frame.incidents.sum() == len(det.incidents)
     open_rows = [r for r in rows if r["state"] in ("open", "acknowledged")]
     assert frame.open.sum() == len(open_rows)
 
 
 def test_metric_figure_has_band_marks_anomalies_and_shades_weekends(shop):
-    det = shop["det"]
-    inc = max(det.incidents, key=lambda i: i.score)
+    det, snap = shop["det"], shop["snap"]
+    inc = max((i for i in det.incidents if not i.segment), key=lambda i: i.score)
     since, until = inc.start_time() - pd.Timedelta(days=7), inc.end_time() + pd.Timedelta(days=2)
-    fig = d.metric_figure(det, inc.metric, inc.property, since=since, until=until)
+    fig = d.metric_figure(snap, inc.metric, inc.property, since=since, until=until)
     names = [t.name for t in fig.data]
     assert {"expected band", "expected", "actual", "anomaly"} <= set(names)
     series = det.series(inc.metric, inc.property)
@@ -107,14 +112,14 @@ def test_metric_figure_drills_down_one_line_per_value(shop):
     keys = det.cube.keys
     prop, metric = "web", "sessions"
     values = set(keys.segment[(keys.property == prop) & (keys.metric == metric) & (keys.dimension == "device")])
-    fig = d.metric_figure(det, metric, prop, dimension="device")
+    fig = d.metric_figure(shop["snap"], metric, prop, dimension="device")
     assert {t.name for t in fig.data} == values and len(values) >= 2
 
 
 def test_holidays_are_shaded_and_named(shop):
     det = shop["det"]
     buckets = pd.date_range("2026-07-03", "2026-07-06", freq="h", inclusive="left")  # Fri .. Sun, US
-    spans = d.calendar_spans(det, buckets)
+    spans = d.calendar_spans(det.config, buckets)
     # Friday is the observed holiday, Saturday the holiday itself (named, not just a weekend), Sunday a weekend
     assert [label for _, _, label in spans] == ["Independence Day (observed) (US)", "Independence Day (US)", "weekend"]
     assert [start for start, _, _ in spans] == list(pd.date_range("2026-07-03", periods=3, freq="D"))
@@ -155,7 +160,7 @@ def test_classifier_view_is_a_shap_bar_chart_coloured_by_direction(shop):
     det = shop["det"]
     inc = next(i for i in det.incidents if i.metric == "page_view" and i.property == "web" and not i.segment
                and i.direction == "up" and i.root_causes and i.root_causes[0]["segment"].get("browser") == "HeadlessChrome")
-    view = d.classifier_view(det, inc)
+    view = d.classifier_view(det.events, det.cube.metrics, inc)
     fig = d.classifier_figure(view)
     bars = fig.data[0]
     shown = [f for f in view["features"] if f["feature"] in bars.y]
@@ -174,33 +179,33 @@ def test_linked_anomalies_are_drawn_as_a_network(shop):
     det = shop["det"]
     inc = max(det.incidents, key=lambda i: len(i.linked))
     assert len(inc.linked) >= 2
-    fig = d.linked_figure(det, inc)
+    fig = d.linked_figure(shop["snap"], inc)
     nodes = fig.data[-1]
     assert list(nodes.hovertext) == [inc.id] + [i.id for i in det.incidents if i.id in inc.linked]
     assert len(fig.data) - 1 >= len(inc.linked)  # at least a spanning set of edges
     # each edge says why on hover, and the table lists every linked incident with its reason
     assert all(t.hovertext and "windows overlap" in t.hovertext for t in fig.data[:-1])
-    frame = d.link_frame(det, inc)
+    frame = d.link_frame(shop["snap"], inc)
     assert sorted(frame["incident"]) == sorted(inc.linked)
     direct = frame[frame["incident"].isin(inc.link_evidence)]
     assert len(direct) >= 1 and direct["why"].str.startswith("windows overlap").all()
     alone = next((i for i in det.incidents if not i.linked), None)
     if alone is not None:
-        assert d.linked_figure(det, alone) is None
+        assert d.linked_figure(shop["snap"], alone) is None
 
 
 def test_context_names_day_time_and_revenue_at_stake(shop):
     det = shop["det"]
-    revenue = [i for i in det.incidents if i.metric in d.revenue_metrics(det) and not i.segment]
+    revenue = [i for i in det.incidents if i.metric == "revenue" and not i.segment]
     assert revenue, "the shop injects a checkout break that moves revenue"
     inc = revenue[0]
-    ctx = d.incident_context(det, inc)
+    ctx = d.incident_context(inc, det.config.timezone)
     assert ctx["day of week"] == inc.start_time().day_name()
     stake = ctx["revenue at stake"]
     assert stake is not None and np.sign(stake) == (1 if inc.direction == "up" else -1)
     assert stake == pytest.approx(inc.actual - inc.expected, rel=1e-3)
     quiet = [i for i in det.incidents if i.property != inc.property or i.end_time() <= inc.start_time() - pd.Timedelta(days=1)]
-    assert any(d.incident_context(det, i)["revenue at stake"] is None for i in quiet)
+    assert any(d.incident_context(i)["revenue at stake"] is None for i in quiet)
 
 
 def test_store_frame_filters_by_state(shop, store_db):
@@ -235,7 +240,7 @@ def app(shop, store_db, tmp_path, monkeypatch):
     def open_page(page: str) -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=120)
         at.run()
-        if page != "Overview":
+        if page != "Alerts":
             at.sidebar.radio(key="page").set_value(page).run()
         assert not at.exception, at.exception
         assert at.header[0].value.startswith(page)
@@ -274,13 +279,17 @@ def test_incident_page_tells_the_story(app, shop):
     assert heads[0] == d.incident_summary(top, det.config.timezone)
     assert {"Root causes", "Event-path change", "Peer properties", "Classifier view"} <= set(heads)
     assert not any("Not yet" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) >= 2
+    charts = len(at.get("plotly_chart"))
+    assert charts >= 2
+    at.toggle(key="i_classify").set_value(True).run()  # on demand: reads the events, trains the forest
+    assert not at.exception, at.exception
+    assert any(("represented" in m.value or m.value.startswith("Unknown")) for m in at.markdown)
 
 
 def test_a_link_from_an_alert_opens_its_incident(app, shop):
     from streamlit.testing.v1 import AppTest
 
-    app("Overview")  # sets the environment up
+    app("Alerts")  # sets the environment up
     det = shop["det"]
     wanted = min(det.incidents, key=lambda i: i.score)  # not the page's default choice
     at = AppTest.from_file(str(APP), default_timeout=120)
@@ -404,8 +413,10 @@ def browser():
 def test_browser_opens_every_page_renders_charts_and_acknowledges(server, browser):
     page = browser
     page.goto(server["url"])
-    page.get_by_role("heading", name="Overview").wait_for(timeout=90_000)
-    page.get_by_text("incidents", exact=False).first.wait_for()
+    page.get_by_role("heading", name="Alerts", exact=True).wait_for(timeout=90_000)
+    page.get_by_text("alerts (", exact=False).first.wait_for()
+    page.get_by_text("Overview", exact=True).first.click()
+    page.get_by_role("heading", name="Overview").wait_for(timeout=30_000)
     page.get_by_text("Metric", exact=True).first.click()
     page.get_by_role("heading", name="Metric").wait_for(timeout=30_000)
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
@@ -413,7 +424,7 @@ def test_browser_opens_every_page_renders_charts_and_acknowledges(server, browse
     page.get_by_role("heading", name="Root causes").wait_for(timeout=30_000)
     assert page.locator(".js-plotly-plot").count() >= 2
     page.get_by_text("Alerts", exact=True).first.click()
-    page.get_by_role("heading", name="Alerts inbox").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Alerts", exact=True).wait_for(timeout=30_000)
     before = _rows(server["store"])
     page.get_by_role("button", name="Acknowledge").click()
     page.get_by_text(": acknowledged").wait_for(timeout=30_000)
@@ -429,3 +440,59 @@ def test_page_benchmark_renders_every_page_on_generated_data(tmp_path):
     assert result["events"] == len(pd.read_parquet(tmp_path / "year.parquet"))
     assert set(result["page_s"]) == set(PAGES) and all(s > 0 for s in result["page_s"].values())
     assert result["first_load_s"] > 0 and ENV["source"] not in os.environ  # the environment is restored
+
+
+def test_the_store_answers_every_surface_without_the_events(shop, store_db, tmp_path, run_cli, monkeypatch):
+    """`run` stored each incident with its explanation and each series' recent values: explain,
+    report --store, alerts show and the dashboard read that, and work with the events gone."""
+    from streamlit.testing.v1 import AppTest
+
+    url = _store_copy(store_db, tmp_path)
+    rows = _rows(url)
+    lead = max(rows.values(), key=lambda r: (len(r["data"]["linked"]), r["key"]))
+    events = Path(shop["events"])
+    hidden = events.with_suffix(".away")
+    events.rename(hidden)
+    try:
+        shown = run_cli("explain", lead["key"][:8], "--store", url)
+        assert shown.returncode == 0, shown.stderr
+        assert lead["metric"] in shown.stdout and f"linked incidents (sent as one alert): {len(lead['data']['linked'])}" \
+            in shown.stdout and all(k in shown.stdout for k in lead["data"]["linked"])
+        as_json = json.loads(run_cli("explain", lead["key"], "--store", url, "--json").stdout)
+        assert as_json["root_causes"] == lead["data"]["root_causes"] and "chart" not in as_json
+        need = run_cli("explain", lead["key"], "--store", url, "--method", "classifier")
+        assert need.returncode == 2 and "add --source" in need.stderr
+        out = tmp_path / "stored.html"
+        made = run_cli("report", "--store", url, "--out", out)
+        assert made.returncode == 0, made.stderr
+        page = out.read_text(encoding="utf-8")
+        assert f"{len(rows)} incidents." in page and "From the alert store: run 1" in page
+        assert all(f"<section id='{k}'>" in page for k in rows)
+        monkeypatch.setenv(ENV["source"], shop["events"])
+        monkeypatch.setenv(ENV["config"], shop["config"])
+        monkeypatch.setenv(ENV["store"], url)
+        at = AppTest.from_file(str(APP), default_timeout=60).run()
+        assert not at.exception, at.exception
+        groups = d.alert_groups(list(rows.values()))
+        assert at.subheader[0].value == f"{len(groups)} alerts ({len(rows)} incidents)" and len(groups) < len(rows)
+        for page_name in ("Overview", "Metric", "Incident"):
+            at.sidebar.radio(key="page").set_value(page_name).run()
+            assert not at.exception, (page_name, at.exception)
+        assert len(at.get("plotly_chart")) >= 2  # the incident's stored chart and its root causes
+    finally:
+        hidden.rename(events)
+
+
+def test_each_alert_is_led_by_its_worst_incident(store_db):
+    rows = list(_rows(f"sqlite:///{store_db}").values())
+    groups = d.alert_groups(rows)
+    assert sorted(r["key"] for g in groups for r in g) == sorted(r["key"] for r in rows)
+    for g in groups:
+        keys = {r["key"] for r in g}
+        for r in g:  # a group holds exactly what its incidents say they were sent with
+            assert set(r["data"]["linked"]) <= keys
+        lead = g[0]
+        assert all((SEVERITY_RANK[lead["severity"]], abs(lead["change"] or 0)) >= (SEVERITY_RANK[r["severity"]],
+                   abs(r["change"] or 0)) for r in g)
+    frame = d.alerts_frame(groups)
+    assert list(frame.linked) == [len(g) - 1 for g in groups]

@@ -122,3 +122,25 @@ def test_sessions_from_the_engine_feed_the_network(tmp_path):
     assert counts.to_dict() == {"a": 3.0, "b": 4.0, "c": 3.0}
     table = pan.link_anomalies([pan.Anomaly(1, "a"), pan.Anomaly(2, "b")], moves, counts)
     assert pan.link_groups(table) == [[1, 2]]
+
+
+def test_eigenvector_centrality_answers_on_a_graph_in_pieces():
+    """Power iteration fails on a graph in pieces (seen on a 4-week shop's event network); the
+    numpy fallback answers without scipy and agrees with the power iteration where both work."""
+    import networkx as nx
+
+    from sleuth.explain.panomaly import eigenvector_centrality
+
+    pieces = nx.Graph()
+    pieces.add_weighted_edges_from([("a", "b", 5.0), ("b", "c", 5.0), ("x", "y", 7.0)])  # close leading eigenvalues
+    with pytest.raises(nx.PowerIterationFailedConvergence):
+        nx.eigenvector_centrality(pieces, weight="weight", max_iter=100, tol=1e-6)
+    evc = eigenvector_centrality(pieces)
+    assert set(evc) == set(pieces) and all(v >= 0 for v in evc.values())
+    assert sum(v * v for v in evc.values()) == pytest.approx(1.0)
+    whole = nx.Graph()
+    whole.add_weighted_edges_from([("a", "b", 3.0), ("b", "c", 1.0), ("c", "a", 2.0), ("c", "d", 1.0)])
+    power = nx.eigenvector_centrality(whole, weight="weight", max_iter=100, tol=1e-6)
+    adj = nx.to_numpy_array(whole, nodelist=list(whole), weight="weight")
+    lead = np.abs(np.linalg.eigh(adj)[1][:, -1])
+    assert dict(zip(whole, lead / np.linalg.norm(lead))) == pytest.approx(power, abs=1e-4)

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from typer.core import TyperGroup
 
-from .console import emit_json, err, out
+from .console import emit_json, err, fmt_number, out
 from .errors import SleuthError
 from .redact import redact_source, redact_text
 
@@ -49,6 +49,8 @@ app = typer.Typer(
 )
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="sleuth.yaml (default: derive metrics from the data)")
+StoreOpt = typer.Option(None, "--store", help="database URL (default: store: in the config, else "
+                        "sqlite:///.sleuth/sleuth.db); postgresql://user@host/db works too")
 DetectorOpt = typer.Option("seasonal", "--detector", "-d",
                            help="seasonal (default); mstl, autoets, auto, prophet need the forecast extra")
 
@@ -257,44 +259,103 @@ def rca(
 
 @app.command()
 def explain(
-    incident_id: str = typer.Argument(..., help="an incident id from `sleuth detect`"),
-    source: str = typer.Option(..., "--source", "-s", help="the events the incident was detected in"),
+    incident_id: str = typer.Argument(..., help="an incident id (or a unique prefix) from `sleuth detect` or "
+                                      "`sleuth alerts list`"),
+    source: Optional[str] = typer.Option(None, "--source", "-s", help="the events the incident was detected in: "
+                                         "needed for the classifier view, or when the store does not have it"),
     config: Optional[Path] = ConfigOpt,
+    store: Optional[str] = StoreOpt,
     as_json: bool = typer.Option(False, "--json", help="print the incident with its explanation as JSON"),
     method: str = typer.Option("all", "--method", "-m",
                                help="segments (root causes), paths (event-path change), links (incidents sent with it), "
                                     "classifier (what sets the incident's events apart: random forest + SHAP; on demand, "
                                     "seconds), or all (everything but classifier)"),
 ) -> None:
-    """Explain one incident: root-cause segments, contributions per dimension, event-path change."""
-    from rich.table import Table
+    """Explain one incident: root-cause segments, contributions per dimension, event-path change.
 
+    A stored incident (`sleuth run` stored it) is read from the store at once; otherwise the
+    source is detected again."""
     from .incidents import segment_text
-    from .pipeline import detect as run_detect
     from .report import cause_text
 
     if method not in ("all", "segments", "paths", "links", "classifier"):
         raise SleuthError(f"explain --method: unknown method {method!r}; use segments, paths, links, classifier or all")
-    with stages(not as_json) as say:
-        result = run_detect(source, config, progress=say)
-    inc = next((i for i in result.incidents if i.id == incident_id), None)
+    inc, linked = _stored_incident(incident_id, config, store)
     if inc is None:
-        raise SleuthError(f"no incident {incident_id!r} in {source}; `sleuth detect {source} --json` lists their ids")
+        if source is None:
+            raise SleuthError(f"no incident {incident_id!r} in the store; give the events with --source to detect "
+                              "again, or `sleuth alerts list` for the stored ids")
+        inc, linked = _detected_incident(incident_id, source, config, as_json)
     if method == "classifier":
+        if source is None:
+            raise SleuthError("explain --method classifier reads the events: add --source EVENTS")
+        from .dashboard.view import events_for
         from .explain.classifier import classify_incident
 
-        inc.classifier = classify_incident(result.events, inc, result.cube.metrics.get(inc.metric))
+        events, metrics = events_for(source, config)
+        inc.classifier = classify_incident(events, inc, metrics.get(inc.metric))
     if as_json:
         sys.stdout.write(inc.to_json() + "\n")
         return
+    _print_explanation(inc, linked, method, segment_text, cause_text)
+
+
+def _stored_incident(incident_id: str, config: Optional[Path], store: Optional[str]):
+    """``(incident, its linked incidents)`` from the alert store, or ``(None, [])``."""
+    from .alerts import DEFAULT_STORE, StoreError, open_store
+    from .alerts.run import store_url
+    from .errors import InputError
+    from .snapshot import incident_from
+
+    url = store_url(_alert_config(config), store)
+    if url is None and not Path(DEFAULT_STORE.removeprefix("sqlite:///")).exists():
+        return None, []  # no store yet: nothing stored to read (and none is created by asking)
+    try:
+        db = open_store(url)
+    except StoreError:
+        if store:
+            raise
+        return None, []  # no default store here: detect instead
+    try:
+        try:
+            row = db.get(incident_id)
+        except InputError:
+            return None, []
+        linked = []
+        for other in row["data"].get("linked", []):
+            try:
+                o = db.get(other)
+                linked.append(incident_from({**o["data"], "id": o["key"]}))
+            except InputError:
+                continue
+        return incident_from({**row["data"], "id": row["key"]}), linked
+    finally:
+        db.close()
+
+
+def _detected_incident(incident_id: str, source: str, config: Optional[Path], quiet: bool):
+    from .pipeline import detect as run_detect
+
+    with stages(not quiet) as say:
+        result = run_detect(source, config, progress=say)
+    inc = next((i for i in result.incidents if i.id == incident_id), None)
+    if inc is None:
+        raise SleuthError(f"no incident {incident_id!r} in {redact_source(source)}; `sleuth detect SOURCE --json` "
+                          "lists their ids")
+    return inc, [i for i in result.incidents if i.id in inc.linked]
+
+
+def _print_explanation(inc, linked, method: str, segment_text, cause_text) -> None:
+    from rich.table import Table
+
     seg = segment_text(inc.segment)
     out.print(f"[bold]{inc.metric}[/] ({inc.property}, {seg}) went {inc.direction} from {inc.start} to {inc.end}: "
-              f"{inc.actual:,.4g} against {inc.expected:,.4g} expected ({(inc.change or 0):+.0%}); top cause: {cause_text(inc)}")
+              f"{fmt_number(inc.actual)} against {fmt_number(inc.expected)} expected ({(inc.change or 0):+.0%}); "
+              f"top cause: {cause_text(inc)}")
     if method == "classifier":
         _print_classifier(inc.classifier)
         return
     if method in ("all", "links"):
-        linked = [i for i in result.incidents if i.id in inc.linked]
         out.print(f"linked incidents (sent as one alert): {len(linked)}" if linked else "linked incidents: none")
         for i in linked:
             seg = segment_text(i.segment, "all")
@@ -326,8 +387,8 @@ def explain(
         for col in ("value", "expected", "actual", "share of volume", "share of change"):
             t.add_column(col)
         for r in rows:
-            t.add_row(str(r["segment"]), f"{r['expected']:,.4g}" if r["expected"] is not None else "-",
-                      f"{r['actual']:,.4g}" if r["actual"] is not None else "-",
+            t.add_row(str(r["segment"]), fmt_number(r["expected"]) if r["expected"] is not None else "-",
+                      fmt_number(r["actual"]) if r["actual"] is not None else "-",
                       f"{(r['share'] or 0):.0%}", f"{(r['explains'] or 0):+.0%}")
         out.print(t)
 
@@ -370,8 +431,6 @@ def _print_paths(inc) -> None:
     out.print(t)
 
 
-StoreOpt = typer.Option(None, "--store", help="database URL (default: store: in the config, else "
-                        "sqlite:///.sleuth/sleuth.db); postgresql://user@host/db works too")
 
 
 def _alert_config(config: Optional[Path]):
@@ -599,11 +658,14 @@ def dashboard(
 
 @app.command()
 def report(
-    source: str = typer.Argument(..., help="events file or ibis URL"),
+    source: Optional[str] = typer.Argument(None, help="events file or ibis URL (optional with --store: its last run)"),
     out_path: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
     config: Optional[Path] = ConfigOpt,
     since: Optional[str] = typer.Option(None, help="incidents starting at or after this time (ISO 8601)"),
-    until: Optional[str] = typer.Option(None, help="read only events before this time"),
+    until: Optional[str] = typer.Option(None, help="without --store: read only events before this time; "
+                                         "with it: incidents starting before this time"),
+    store: Optional[str] = typer.Option(None, "--store", help="read the incidents `sleuth run` stored there "
+                                        "instead of detecting (seconds, not minutes)"),
     classifier: int = typer.Option(0, "--classifier", min=0, help="add the classifier view (random forest + SHAP) "
                                    "of the N most severe incidents; seconds each"),
 ) -> None:
@@ -613,9 +675,14 @@ def report(
     except ModuleNotFoundError as e:
         raise SleuthError(f"the report needs the dashboard extra ({e.name} is missing): "
                           "pip install 'sleuth[dashboard]'") from None
-    with stages() as say:
-        done = write_report(source, out_path, config, since=since, until=until, progress=say, classifier=classifier)
-    err.print(f"wrote {done['out']}: {done['incidents']} incidents, {done['bytes'] / 1e6:.1f} MB, opens offline",
+    if source is None and store is None:
+        raise SleuthError("report: give the events (sleuth report EVENTS) or a store that `sleuth run` filled "
+                          "(sleuth report --store URL)")
+    with stages(store is None) as say:
+        done = write_report(source, out_path, config, since=since, until=until, progress=say,
+                            classifier=classifier, store=store)
+    noun = "incident" if done["incidents"] == 1 else "incidents"
+    err.print(f"wrote {done['out']}: {done['incidents']} {noun}, {done['bytes'] / 1e6:.1f} MB, opens offline",
               markup=False, highlight=False)
 
 

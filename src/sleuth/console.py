@@ -17,3 +17,24 @@ def emit_json(result: dict, as_json: bool) -> bool:
     if as_json:
         sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False) + "\n")
     return as_json
+
+
+def fmt_number(x: float | None, ratio: bool = False) -> str:
+    """A number as people write it in a sentence: ``11,510``, ``42.5``, ``0.0213``, ``4.8 %`` for a
+    ratio; never ``1.151e+04``.
+
+    >>> fmt_number(11510.3), fmt_number(42.54), fmt_number(0.021345), fmt_number(0.048, ratio=True)
+    ('11,510', '42.5', '0.0213', '4.8 %')
+    """
+    if x is None or x != x:
+        return "n/a"
+    if ratio:
+        return f"{x * 100:.3g} %" if abs(x) < 0.1 else f"{x * 100:.1f} %"
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a >= 10:
+        return f"{x:,.1f}".rstrip("0").rstrip(".")
+    if a >= 1:
+        return f"{x:.2f}".rstrip("0").rstrip(".")
+    return f"{x:.3g}"

@@ -70,6 +70,9 @@ class Incident:
     #: for each incident this one is directly linked to: why (time overlap, shared root cause,
     #: metric tree, event network)
     link_evidence: dict[str, list[str]] = field(default_factory=dict)
+    #: actual minus expected revenue over the incident's window and segment (negative: lost), when
+    #: the data has revenue and it left its band then; None otherwise
+    revenue_at_stake: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -299,3 +302,27 @@ def incidents_frame(incidents: list[Incident]) -> pd.DataFrame:
         d["top_root_cause"] = segment_text(rc) if rc else None
         rows.append({c: d.get(c) for c in cols})
     return pd.DataFrame(rows, columns=cols)
+
+
+def revenue_metric(cube: Cube, revenue_column: str | None) -> str | None:
+    """The metric that adds up money (a sum of the revenue column), if any."""
+    col = revenue_column or "revenue"
+    return next((m for m, spec in cube.metrics.items() if spec.type == "sum" and spec.column in (col, "revenue")), None)
+
+
+def revenue_at_stake(cube: Cube, scores: Scores, inc: Incident, metric: str | None) -> float | None:
+    """Actual minus expected revenue over ``inc``'s window and segment, when revenue left its band
+    then (``None`` when it stayed within it: nothing measurable at stake)."""
+    if metric is None:
+        return None
+    dim, seg = next(iter(inc.segment.items())) if inc.segment else (TOTAL, TOTAL)
+    try:
+        i = cube.index(inc.property, metric, dim, seg)
+    except KeyError:
+        return None
+    window = (cube.buckets >= inc.start_time()) & (cube.buckets < inc.end_time())
+    if not scores.is_anomaly[i, window].any():
+        return None
+    y, e = cube.value[i, window], scores.expected[i, window]
+    ok = np.isfinite(y) & np.isfinite(e)
+    return _num(float(np.sum(y[ok] - e[ok]))) if ok.any() else None

@@ -15,7 +15,7 @@ from .errors import InputError
 from .explain.links import event_network_links, link_incidents
 from .explain.paths import disrupted_event_for, path_change, transition_counts, transitions_for
 from .explain.segments import explain_incident, peer_changes
-from .incidents import Incident, find_incidents, incidents_frame
+from .incidents import Incident, find_incidents, incidents_frame, revenue_at_stake, revenue_metric
 from .ingest import Events, load_events
 from .metrics.cube import TOTAL, Cube, build_cube
 from .metrics.derive import resolve_metrics
@@ -174,8 +174,10 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     incidents = find_incidents(cube, scores, since=t_since)
     say(STAGES[4])
     paths: dict[tuple, tuple] = {}  # linked incidents share a window: one path query each
+    money = revenue_metric(cube, events.mapping.get("revenue"))
     for inc in incidents:
         explain_incident(events, cube, scores, inc)
+        inc.revenue_at_stake = revenue_at_stake(cube, scores, inc, money)
         inc.peers = peer_changes(cube, scores, inc)
         key = (inc.property, tuple(sorted(inc.segment.items())), inc.start, inc.end)
         if key not in paths:

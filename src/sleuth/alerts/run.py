@@ -147,9 +147,13 @@ def _record(db: Store, run_id: int, source: str, result, backfill: int) -> RunRe
     if previous is not None:
         notify_from = min(notify_from, previous)
     open_from = data_end - step * MAX_GAP  # the detector still bridges a gap this long
+    from ..snapshot import Snapshot
+
+    snap = Snapshot.from_detection(result, source)
+    db.save_snapshot(source, run_id, snap.meta(), snap.blob())
     seen = set()
     for inc in result.incidents:
-        done = db.upsert(inc.to_dict(), run_id, open_from, notify_from)
+        done = db.upsert({**inc.to_dict(), "chart": snap.charts.get(inc.id)}, run_id, open_from, notify_from)
         seen.add(done.key)
         report.actions[done.action] = report.actions.get(done.action, 0) + 1
     report.closed = db.close_recovered(seen, set(cube.keys.property.astype(str)), set(cube.metrics), run_id,

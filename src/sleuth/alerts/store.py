@@ -47,6 +47,16 @@ runs = sa.Table(
     sa.Column("heartbeat", sa.DateTime),            # refreshed while the run lives
 )
 
+snapshots = sa.Table(
+    "snapshots", metadata,
+    # the latest snapshot of each source (see sleuth.snapshot): what the surfaces read instead of detecting
+    sa.Column("source", sa.String(500), primary_key=True),   # the source's redacted name
+    sa.Column("run", sa.Integer),
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("meta", sa.JSON, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),       # compressed float32 arrays
+)
+
 channels = sa.Table(
     "channels", metadata,
     sa.Column("key", sa.String(16), primary_key=True),     # hash of the URL, never the URL
@@ -274,6 +284,28 @@ class Store:
     def channels(self) -> list[dict]:
         with self.tx("reading channels") as c:
             return [dict(r._mapping) for r in c.execute(sa.select(channels).order_by(channels.c.added))]
+
+    # -- snapshots --------------------------------------------------------------------------------
+    def save_snapshot(self, source: str, run_id: int | None, meta: dict[str, Any], blob: bytes) -> None:
+        """Keep ``source``'s latest snapshot (one row a source, replaced by each run)."""
+        with self.tx("storing the snapshot") as c:
+            c.execute(snapshots.delete().where(snapshots.c.source == source))
+            c.execute(snapshots.insert().values(source=source, run=run_id, created=now(), meta=meta, data=blob))
+
+    def snapshot_row(self, source: str | None = None) -> dict | None:
+        """The latest snapshot of ``source`` (or of whichever source was run last): ``meta``, ``data``,
+        ``run``, ``created``; None when there is none."""
+        q = sa.select(snapshots).order_by(snapshots.c.created.desc()).limit(1)
+        if source is not None:
+            q = q.where(snapshots.c.source == source)
+        with self.tx("reading the snapshot") as c:
+            row = c.execute(q).first()
+        return dict(row._mapping) if row is not None else None
+
+    def latest_run(self) -> int | None:
+        """The id of the last finished run: a surface that shows the store is fresh while it is the same."""
+        with self.tx("reading runs") as c:
+            return c.execute(sa.select(sa.func.max(runs.c.id)).where(runs.c.status == "finished")).scalar()
 
     def last_data_end(self, source: str) -> dt.datetime | None:
         """The end of the data the last finished run of ``source`` saw: where catching up starts."""

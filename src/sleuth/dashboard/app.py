@@ -1,5 +1,7 @@
-"""The Streamlit dashboard (`sleuth dashboard`): widgets only; every frame and figure comes from
-:mod:`sleuth.dashboard.data`, every write goes through the alert store's API."""
+"""The Streamlit dashboard (`sleuth dashboard`): widgets only. What it shows is the alert store's
+snapshot of the source (no detection: it answers at once and follows each `sleuth watch` run);
+only a source the store has never seen is detected, once per server. Every frame and figure comes
+from :mod:`sleuth.dashboard.data`; every write goes through the alert store's API."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,38 +12,54 @@ import streamlit as st
 
 from sleuth.alerts import open_store
 from sleuth.alerts.store import LABELS, STATES
-from sleuth.incidents import SEVERITY_RANK
 from sleuth.dashboard import data as d
+from sleuth.dashboard import view
 from sleuth.dashboard.source import Settings
+from sleuth.incidents import SEVERITY_RANK
 from sleuth.redact import redact_source
-from sleuth.pipeline import detect
 
-PAGES = ("Overview", "Metric", "Incident", "Alerts")
+PAGES = ("Alerts", "Overview", "Metric", "Incident")
 ALL = "(all)"
+#: seconds between checks for a newer run in the store (the page then shows it)
+REFRESH = 30
 
 st.set_page_config(page_title="sleuth", layout="wide")
 
 
-@st.cache_resource(show_spinner="Detecting and explaining anomalies…")
-def detection(source: str, config: str | None):
-    """One detection per source and config for the server's life (it holds a DuckDB connection,
-    so it is a shared resource, not pickled data)."""
-    return detect(source, config)
+@st.cache_resource(show_spinner="Reading the alert store…", max_entries=4)
+def stored(store: str, source: str, run: int | None):
+    """The store's snapshot as of ``run``: a newer run is a new cache entry, so pages follow `watch`."""
+    return view.stored_snapshot(store, source)
+
+
+@st.cache_resource(show_spinner="No run of this source in the store yet: detecting and explaining…")
+def detected(source: str, config: str | None):
+    """A detection, once per source and config for the server's life (only without a stored run)."""
+    return view.live_snapshot(source, config)
+
+
+def snapshot(settings: Settings):
+    snap = stored(settings.store, settings.source, view.latest_run(settings.store))
+    return snap if snap is not None else detected(settings.source, settings.config)
+
+
+@st.cache_resource(show_spinner="Reading the events for the classifier…")
+def events(source: str, config: str | None):
+    return view.events_for(source, config)
 
 
 @st.cache_data(show_spinner="Training the classifier…")
-def classifier_view(source: str, config: str | None, incident_id: str) -> dict:
+def classifier_view(source: str, config: str | None, incident_id: str, _inc) -> dict:
     """The classifier view of one incident, once per incident (it takes seconds)."""
-    det = detection(source, config)
-    return d.classifier_view(det, next(i for i in det.incidents if i.id == incident_id))
+    evs, metrics = events(source, config)
+    return d.classifier_view(evs, metrics, _inc)
 
 
-def store_rows(url: str) -> list[dict]:
-    db = open_store(url)
-    try:
-        return db.incidents()
-    finally:
-        db.close()
+@st.fragment(run_every=REFRESH)
+def follow(store: str, seen: int | None) -> None:
+    """Reload the page when a newer run lands in the store."""
+    if view.latest_run(store) != seen:
+        st.rerun()
 
 
 def pick(label: str, options: list[str], key: str) -> str | None:
@@ -50,9 +68,48 @@ def pick(label: str, options: list[str], key: str) -> str | None:
     return None if choice == ALL else choice
 
 
-def overview(det, rows: list[dict]) -> None:
+def alerts_page(snap, url: str) -> None:
+    """The inbox: alerts as people received them (linked incidents together, led by the worst),
+    and the buttons that acknowledge, resolve, mute or label them."""
+    st.header("Alerts")
+    rows = view.incident_rows(url)
+    if not rows:
+        st.info(f"The store {redact_source(url)} has no incidents yet: `sleuth run SOURCE` fills it.")
+        return
+    groups = d.alert_groups(rows)
+    state = pick("state", list(STATES), "a_state")
+    shown = [g for g in groups if not state or g[0]["state"] == state]
+    st.subheader(f"{len(shown)} alerts ({sum(len(g) for g in shown)} incidents)")
+    st.dataframe(d.alerts_frame(shown, snap.config.timezone), hide_index=True, width="stretch")
+    # the label leaves out the state: a label that changes on acknowledge would lose the selection
+    label = {r["key"]: f"{r['key']} · {r['property']} {r['metric']} {r['start_at']:%Y-%m-%d %H:%M}" for r in rows}
+    key = st.selectbox("incident", list(label), key="a_incident", format_func=label.get)
+    c1, c2, c3, c4, c5 = st.columns(5)
+    done = None
+    db = open_store(url)
+    try:
+        if c1.button("Acknowledge", key="a_ack"):
+            done = db.set_state(key, "acknowledged")
+        if c2.button("Resolve", key="a_resolve"):
+            done = db.set_state(key, "resolved")
+        if c3.button("Mute", key="a_mute"):
+            done = db.add_feedback(key, "mute")
+        choice = c4.selectbox("feedback", [x for x in LABELS if x != "mute"], key="a_label",
+                              label_visibility="collapsed")
+        if c5.button("Send feedback", key="a_feedback"):
+            done = db.add_feedback(key, choice)
+        if done is not None:
+            st.success(f"{done['key']}: {done['state']}" + (f" (quiet: {done['quiet']})" if done.get("quiet") else ""))
+            rows = db.incidents()
+    finally:
+        db.close()
+    with st.expander("every incident in the store"):
+        st.dataframe(d.store_frame(rows, state=state), hide_index=True, width="stretch")
+
+
+def overview(snap, rows: list[dict]) -> None:
     st.header("Overview")
-    frame = d.overview_frame(det, rows)
+    frame = d.overview_frame(snap, rows)
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         prop = pick("property", sorted(frame.property.unique()), "ov_property")
@@ -68,31 +125,34 @@ def overview(det, rows: list[dict]) -> None:
         "sparkline": st.column_config.LineChartColumn("last week"),
         "open": st.column_config.NumberColumn("open in store")})
     states = {r["key"]: r["state"] for r in rows}
-    incs = [i for i in d.filter_incidents(det, prop, metric, severity) if not state or states.get(i.id) == state]
+    incs = [i for i in d.filter_incidents(snap, prop, metric, severity) if not state or states.get(i.id) == state]
     st.subheader(f"{len(incs)} incidents")
-    for inc in incs:
+    for inc in sorted(incs, key=lambda i: i.start, reverse=True):
         st.write(f"**{inc.severity}** · {states.get(inc.id, 'not in the store')} · "
-                 f"{d.incident_summary(inc, det.config.timezone)} · `{inc.id}`")
+                 f"{d.incident_summary(inc, snap.config.timezone)} · `{inc.id}`")
 
 
-def metric_page(det) -> None:
+def metric_page(snap) -> None:
     st.header("Metric")
-    keys = det.cube.keys
+    keys = snap.totals.keys
     c1, c2, c3 = st.columns(3)
     with c1:
         prop = st.selectbox("property", sorted(keys.property.unique()), key="m_property")
     with c2:
-        metric = st.selectbox("metric", list(det.cube.metrics), key="m_metric")
+        metric = st.selectbox("metric", list(snap.metrics), key="m_metric")
     with c3:
-        dims = sorted(x for x in keys.dimension.unique() if x)
-        drill = st.selectbox("drill into", ["(none)", *dims], key="m_drill")
-    first, last = det.cube.buckets[0].date(), det.cube.buckets[-1].date()
+        drill = st.selectbox("drill into", ["(none)", *snap.dimensions], key="m_drill")
+    buckets = snap.totals.buckets
+    if not len(buckets):
+        st.info("No series in this snapshot.")
+        return
+    first, last = buckets[0].date(), buckets[-1].date()
     span = st.date_input("range (UTC days)", value=(max(first, last - dt.timedelta(days=14)), last),
                          min_value=first, max_value=last, key="m_range")
     since, until = (None, None)
     if len(span) == 2:  # while the user is still picking the second date, show everything
         since, until = pd.Timestamp(span[0]), pd.Timestamp(span[1]) + pd.Timedelta(days=1)
-    st.plotly_chart(d.metric_figure(det, metric, prop, dimension=None if drill == "(none)" else drill,
+    st.plotly_chart(d.metric_figure(snap, metric, prop, dimension=None if drill == "(none)" else drill,
                                     since=since, until=until), width="stretch")
 
 
@@ -105,24 +165,24 @@ def chart_and_table(fig, frame, empty: str) -> None:
         st.write(empty)
 
 
-def incident_page(det, settings: Settings) -> None:
+def incident_page(snap, settings: Settings) -> None:
     st.header("Incident")
-    if not det.incidents:
+    if not snap.incidents:
         st.info("No incidents in this data.")
         return
-    tz = det.config.timezone
-    ranked = sorted(det.incidents, key=lambda i: -i.score)
+    tz = snap.config.timezone
+    ranked = sorted(snap.incidents, key=lambda i: -i.score)
     wanted = st.query_params.get("incident")  # a link from an alert message
     if wanted and "i_incident" not in st.session_state:
         st.session_state["i_incident"] = next((i for i in ranked if i.id == wanted), ranked[0])
     inc = st.selectbox("incident", ranked, format_func=lambda i: f"{i.id} · {d.incident_summary(i, tz)}",
                        key="i_incident")
     st.subheader(d.incident_summary(inc, tz))
-    ctx = d.incident_context(det, inc)
+    ctx = d.incident_context(inc, tz)
     cols = st.columns(4)
     for col, (k, v) in zip(cols, ctx.items()):
         col.metric(k, f"{v:+,.0f}" if isinstance(v, float) else ("-" if v is None else str(v)))
-    st.plotly_chart(d.incident_figure(det, inc), width="stretch")
+    st.plotly_chart(d.incident_figure(snap, inc), width="stretch")
     st.subheader("Root causes")
     chart_and_table(d.root_cause_figure(inc) if inc.root_causes else None, d.root_cause_frame(inc),
                     "No segment stands out: the change is spread over everything.")
@@ -141,44 +201,13 @@ def incident_page(det, settings: Settings) -> None:
     else:
         st.write("No other property to compare with.")
     st.subheader("Linked anomalies")
-    chart_and_table(d.linked_figure(det, inc), d.link_frame(det, inc), "None: this incident stands alone.")
+    chart_and_table(d.linked_figure(snap, inc), d.link_frame(snap, inc), "None: this incident stands alone.")
     st.subheader("Classifier view")
-    view = classifier_view(settings.source, settings.config, inc.id)
-    st.write(d.classifier_summary(view))
-    if view["features"]:
-        st.plotly_chart(d.classifier_figure(view), width="stretch")
-
-
-def alerts_page(url: str) -> None:
-    st.header("Alerts inbox")
-    rows = store_rows(url)
-    if not rows:
-        st.info(f"The store {redact_source(url)} has no incidents yet: `sleuth run SOURCE` fills it.")
-        return
-    # the label leaves out the state: a label that changes on acknowledge would lose the selection
-    label = {r["key"]: f"{r['key']} · {r['property']} {r['metric']} {r['start_at']:%Y-%m-%d %H:%M}" for r in rows}
-    key = st.selectbox("incident", list(label), key="a_incident", format_func=label.get)
-    c1, c2, c3, c4, c5 = st.columns(5)
-    done = None
-    db = open_store(url)
-    try:
-        if c1.button("Acknowledge", key="a_ack"):
-            done = db.set_state(key, "acknowledged")
-        if c2.button("Resolve", key="a_resolve"):
-            done = db.set_state(key, "resolved")
-        if c3.button("Mute", key="a_mute"):
-            done = db.add_feedback(key, "mute")
-        label = c4.selectbox("feedback", [x for x in LABELS if x != "mute"], key="a_label",
-                             label_visibility="collapsed")
-        if c5.button("Send feedback", key="a_feedback"):
-            done = db.add_feedback(key, label)
-        if done is not None:
-            st.success(f"{done['key']}: {done['state']}" + (f" (quiet: {done['quiet']})" if done.get("quiet") else ""))
-            rows = db.incidents()
-    finally:
-        db.close()
-    state = pick("state", list(STATES), "a_state")
-    st.dataframe(d.store_frame(rows, state=state), hide_index=True, width="stretch")
+    if st.toggle("Train a classifier on this incident's events (reads the events; a few seconds)", key="i_classify"):
+        result = classifier_view(settings.source, settings.config, inc.id, inc)
+        st.write(d.classifier_summary(result))
+        if result["features"]:
+            st.plotly_chart(d.classifier_figure(result), width="stretch")
 
 
 def main() -> None:
@@ -190,17 +219,20 @@ def main() -> None:
     page = st.sidebar.radio("page", PAGES, key="page")
     st.sidebar.caption(f"source: {redact_source(settings.source)}\n\nstore: {redact_source(settings.store)}")
     t0 = time.perf_counter()
+    run = view.latest_run(settings.store)
+    snap = snapshot(settings)
     if page == "Alerts":
-        alerts_page(settings.store)
+        alerts_page(snap, settings.store)
+    elif page == "Overview":
+        overview(snap, view.incident_rows(settings.store))
+    elif page == "Metric":
+        metric_page(snap)
     else:
-        det = detection(settings.source, settings.config)
-        if page == "Overview":
-            overview(det, store_rows(settings.store))
-        elif page == "Metric":
-            metric_page(det)
-        else:
-            incident_page(det, settings)
+        incident_page(snap, settings)
+    where = f"run {snap.run} of {snap.created} UTC" if snap.run else "detected when the server started (no run stored)"
+    st.sidebar.caption(f"{where}; data up to {snap.data_end}")
     st.sidebar.caption(f"rendered in {time.perf_counter() - t0:.2f} s")
+    follow(settings.store, run)
 
 
 main()

@@ -13,9 +13,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..calendar import holiday_names, local_dates, local_time
-from ..incidents import Incident, segment_text
+from ..config import Config
+from ..incidents import Incident, lead_key, segment_text
 from ..metrics.cube import TOTAL
-from ..pipeline import Detection
+from ..snapshot import Snapshot, incident_from
 
 #: how many buckets of each metric the overview's sparkline shows (a week of hours)
 SPARK_BUCKETS = 168
@@ -30,24 +31,24 @@ def metric_label(name: str) -> str:
 
 # ---------------------------------------------------------------------------------- overview
 
-def overview_frame(det: Detection, store_rows: list[dict] | None = None) -> pd.DataFrame:
+def overview_frame(snap: Snapshot, store_rows: list[dict] | None = None) -> pd.DataFrame:
     """One row per metric of every property: latest value, a sparkline of the last week, incidents.
 
-    ``incidents`` counts what this detection found; ``open`` counts the store's incidents still
+    ``incidents`` counts the snapshot's incidents; ``open`` counts the store's incidents still
     open or acknowledged (0 without a store), so the overview shows what still needs someone.
     """
-    cube = det.cube
     found: dict[tuple[str, str], int] = {}
-    for inc in det.incidents:
+    for inc in snap.incidents:
         found[(inc.property, inc.metric)] = found.get((inc.property, inc.metric), 0) + 1
     still_open: dict[tuple[str, str], int] = {}
     for r in store_rows or []:
         if r["state"] in ("open", "acknowledged"):
             still_open[(r["property"], r["metric"])] = still_open.get((r["property"], r["metric"]), 0) + 1
     rows = []
-    for i in cube.totals():
-        prop, metric = str(cube.keys.property.iat[i]), str(cube.keys.metric.iat[i])
-        values = cube.value[i]
+    block = snap.totals
+    for i in range(len(block.keys)):
+        prop, metric = str(block.keys.property.iat[i]), str(block.keys.metric.iat[i])
+        values = block.data[i, :, 0].astype(float)
         seen = values[np.isfinite(values)]
         rows.append({
             "property": prop, "metric": metric,
@@ -59,10 +60,10 @@ def overview_frame(det: Detection, store_rows: list[dict] | None = None) -> pd.D
     return pd.DataFrame(rows, columns=["property", "metric", "latest", "sparkline", "incidents", "open"])
 
 
-def filter_incidents(det: Detection, property: str | None = None, metric: str | None = None,
+def filter_incidents(snap: Snapshot, property: str | None = None, metric: str | None = None,
                      severity: str | None = None) -> list[Incident]:
-    """The detection's incidents narrowed by any of property, metric and severity (None: all)."""
-    return [i for i in det.incidents
+    """The snapshot's incidents narrowed by any of property, metric and severity (None: all)."""
+    return [i for i in snap.incidents
             if (property is None or i.property == property) and (metric is None or i.metric == metric)
             and (severity is None or i.severity == severity)]
 
@@ -82,24 +83,47 @@ def store_frame(rows: list[dict], state: str | None = None, severity: str | None
     return pd.DataFrame(out, columns=cols)
 
 
+def alert_groups(rows: list[dict]) -> list[list[dict]]:
+    """The store's incidents as people received them: one group per alert (linked incidents
+    together), each led by its worst (the one the message was titled by), the newest alert first."""
+    from ..alerts.notify import group_linked
+
+    ordered = sorted(rows, key=lambda r: (r["start_at"], r["key"]))
+    groups = [sorted(g, key=lambda r: lead_key(r["severity"], r["change"], r["key"])) for g in group_linked(ordered)]
+    return sorted(groups, key=lambda g: (max(r["start_at"] for r in g), g[0]["key"]), reverse=True)
+
+
+def alerts_frame(groups: list[list[dict]], timezone: str = "UTC") -> pd.DataFrame:
+    """One row per alert: its lead incident's sentence, how many linked incidents it carries, the
+    worst severity, its state and whether it went out."""
+    rows = []
+    for g in groups:
+        lead = g[0]
+        inc = incident_from({**lead["data"], "id": lead["key"]})
+        rows.append({"key": lead["key"], "severity": lead["severity"], "state": lead["state"],
+                     "alert": incident_summary(inc, timezone), "linked": len(g) - 1,
+                     "quiet": lead["quiet"] or "", "start": lead["start_at"]})
+    return pd.DataFrame(rows, columns=["key", "severity", "state", "alert", "linked", "quiet", "start"])
+
+
 # ---------------------------------------------------------------------------------- metric page
 
-def calendar_spans(det: Detection, buckets: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp, str]]:
+def calendar_spans(config: Config, buckets: pd.DatetimeIndex) -> list[tuple[pd.Timestamp, pd.Timestamp, str]]:
     """``(start, end, label)`` of the weekend and holiday days (local dates) inside ``buckets``,
     in UTC, for shading: a change on a Saturday or on Christmas is read differently."""
     if not len(buckets):
         return []
-    cfg = det.config
-    names = holiday_names(pd.DatetimeIndex(buckets), cfg.holidays, cfg.timezone) if cfg.holidays else [None] * len(buckets)
+    names = holiday_names(pd.DatetimeIndex(buckets), config.holidays, config.timezone) if config.holidays \
+        else [None] * len(buckets)
     labels = {}
-    for day_local, name in zip(local_dates(buckets, cfg.timezone), names):
+    for day_local, name in zip(local_dates(buckets, config.timezone), names):
         if name:
             labels[day_local] = name
         elif day_local.dayofweek >= 5 and day_local not in labels:
             labels[day_local] = "weekend"
     spans = []
     for day_local, label in sorted(labels.items()):
-        start = pd.Timestamp(day_local).tz_localize(cfg.timezone).tz_convert("UTC").tz_localize(None)
+        start = pd.Timestamp(day_local).tz_localize(config.timezone).tz_convert("UTC").tz_localize(None)
         spans.append((start, start + pd.Timedelta(days=1), label))
     return spans
 
@@ -112,7 +136,33 @@ def _window(frame: pd.DataFrame, since: Any, until: Any) -> pd.DataFrame:
     return frame
 
 
-def metric_figure(det: Detection, metric: str, property: str | None = None, *, dimension: str | None = None,
+def band_figure(frame: pd.DataFrame, title: str, config: Config) -> go.Figure:
+    """A series with its expected value and band, anomalies marked, weekends and holidays shaded."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=frame.bucket, y=frame.upper, mode="lines", line={"width": 0},
+                             showlegend=False, hoverinfo="skip", name="upper"))
+    fig.add_trace(go.Scatter(x=frame.bucket, y=frame.lower, mode="lines", line={"width": 0}, fill="tonexty",
+                             fillcolor="rgba(31,119,180,0.15)", name="expected band"))
+    fig.add_trace(go.Scatter(x=frame.bucket, y=frame.expected, mode="lines", name="expected",
+                             line={"dash": "dot", "color": "#1f77b4"}))
+    fig.add_trace(go.Scatter(x=frame.bucket, y=frame.value, mode="lines", name="actual", line={"color": "#222"}))
+    odd = frame[frame.is_anomaly.astype(bool)]
+    fig.add_trace(go.Scatter(x=odd.bucket, y=odd.value, mode="markers", name="anomaly",
+                             marker={"color": ANOMALY_COLOR, "size": 7}))
+    return _finish(fig, title, config, pd.DatetimeIndex(frame.bucket))
+
+
+def _finish(fig: go.Figure, title: str, config: Config, buckets: pd.DatetimeIndex) -> go.Figure:
+    for start, end, label in calendar_spans(config, buckets):
+        named = {} if label == "weekend" else {"annotation_text": label, "annotation_position": "top left"}
+        fig.add_vrect(x0=start, x1=end, fillcolor="#999" if label == "weekend" else "#ff7f0e", opacity=0.12,
+                      line_width=0, **named)
+    fig.update_layout(title=title, height=380, margin={"l": 40, "r": 10, "t": 40, "b": 30},
+                      hovermode="x unified", legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+def metric_figure(snap: Snapshot, metric: str, property: str | None = None, *, dimension: str | None = None,
                   segment: dict[str, str] | None = None, since: Any = None, until: Any = None) -> go.Figure:
     """The series (the total, or one ``segment`` such as ``{"os": "iOS"}``) with its expected value
     and band, anomalies marked, weekends and holidays shaded.
@@ -120,38 +170,19 @@ def metric_figure(det: Detection, metric: str, property: str | None = None, *, d
     With ``dimension`` it drills down instead: one line per value of that dimension (no band: a
     dozen bands on one chart are unreadable).
     """
-    prop = property or str(det.cube.keys.property.iat[0])
-    fig = go.Figure()
+    prop = property or (snap.properties[0] if snap.properties else "")
     if dimension:
-        k = det.cube.keys
-        rows = np.flatnonzero(((k.property == prop) & (k.metric == metric) & (k.dimension == dimension)).to_numpy())
-        for i in rows:
-            s = _window(det.series(metric, prop, dimension, str(k.segment.iat[i])), since, until)
-            fig.add_trace(go.Scatter(x=s.bucket, y=s.value, mode="lines", name=str(k.segment.iat[i])))
-        frame = _window(det.cube.series_frame(int(rows[0])) if len(rows) else pd.DataFrame({"bucket": []}), since, until)
-        title = f"{metric_label(metric)} by {dimension} ({prop})"
-    else:
-        dim, seg = next(iter(segment.items())) if segment else (TOTAL, TOTAL)
-        frame = _window(det.series(metric, prop, dim, seg), since, until)
-        fig.add_trace(go.Scatter(x=frame.bucket, y=frame.upper, mode="lines", line={"width": 0},
-                                 showlegend=False, hoverinfo="skip", name="upper"))
-        fig.add_trace(go.Scatter(x=frame.bucket, y=frame.lower, mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor="rgba(31,119,180,0.15)", name="expected band"))
-        fig.add_trace(go.Scatter(x=frame.bucket, y=frame.expected, mode="lines", name="expected",
-                                 line={"dash": "dot", "color": "#1f77b4"}))
-        fig.add_trace(go.Scatter(x=frame.bucket, y=frame.value, mode="lines", name="actual",
-                                 line={"color": "#222"}))
-        odd = frame[frame.is_anomaly]
-        fig.add_trace(go.Scatter(x=odd.bucket, y=odd.value, mode="markers", name="anomaly",
-                                 marker={"color": ANOMALY_COLOR, "size": 7}))
-        title = f"{metric_label(metric)} ({prop}{', ' + dim + '=' + seg if segment else ''})"
-    for start, end, label in calendar_spans(det, pd.DatetimeIndex(frame.bucket)):
-        named = {} if label == "weekend" else {"annotation_text": label, "annotation_position": "top left"}
-        fig.add_vrect(x0=start, x1=end, fillcolor="#999" if label == "weekend" else "#ff7f0e", opacity=0.12,
-                      line_width=0, **named)
-    fig.update_layout(title=title, height=380, margin={"l": 40, "r": 10, "t": 40, "b": 30},
-                      hovermode="x unified", legend={"orientation": "h", "y": -0.15})
-    return fig
+        fig = go.Figure()
+        buckets = pd.DatetimeIndex([])
+        for value in snap.segment_values(prop, metric, dimension):
+            s = _window(snap.series(metric, prop, dimension, value), since, until)
+            fig.add_trace(go.Scatter(x=s.bucket, y=s.value, mode="lines", name=value))
+            buckets = pd.DatetimeIndex(s.bucket)
+        return _finish(fig, f"{metric_label(metric)} by {dimension} ({prop})", snap.config, buckets)
+    dim, seg = next(iter(segment.items())) if segment else (TOTAL, TOTAL)
+    frame = _window(snap.series(metric, prop, dim, seg), since, until)
+    return band_figure(frame, f"{metric_label(metric)} ({prop}{', ' + dim + '=' + seg if segment else ''})",
+                       snap.config)
 
 
 # ---------------------------------------------------------------------------------- incident page
@@ -189,42 +220,15 @@ def incident_summary(inc: Incident, timezone: str = "UTC") -> str:
     return text
 
 
-def incident_context(det: Detection, inc: Incident) -> dict[str, Any]:
+def incident_context(inc: Incident, timezone: str = "UTC") -> dict[str, Any]:
     """Day of week, holiday, time of day (local) and revenue at stake: what a reader weighs first."""
-    tz = det.config.timezone
-    start = local_time(inc.start_time(), tz)
-    end = local_time(inc.end_time(), tz)
+    start = local_time(inc.start_time(), timezone)
+    end = local_time(inc.end_time(), timezone)
     hour = start.hour
     part = "night" if hour < 6 else "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
     return {"day of week": f"{start:%A}", "holiday": inc.holiday or "none",
-            "time of day": f"{part}, {start:%H:%M}–{end:%H:%M} ({tz})",
-            "revenue at stake": revenue_at_stake(det, inc)}
-
-
-def revenue_metrics(det: Detection) -> list[str]:
-    """Metrics that add up money: sums of the revenue column."""
-    col = det.events.mapping.get("revenue") or "revenue"
-    return [m for m, spec in det.cube.metrics.items() if spec.type == "sum" and spec.column in (col, "revenue")]
-
-
-def revenue_at_stake(det: Detection, inc: Incident) -> float | None:
-    """Actual minus expected revenue over the incident's window and segment (negative: lost), when
-    the data has revenue and it moved out of its band then; ``None`` otherwise."""
-    names = revenue_metrics(det)
-    if not names:
-        return None
-    cube = det.cube
-    dim, seg = next(iter(inc.segment.items())) if inc.segment else (TOTAL, TOTAL)
-    try:
-        i = cube.index(inc.property, names[0], dim, seg)
-    except KeyError:
-        return None
-    window = (cube.buckets >= inc.start_time()) & (cube.buckets < inc.end_time())
-    if not det.scores.is_anomaly[i, window].any():
-        return None  # revenue stayed within its band: nothing measurable at stake
-    y, e = cube.value[i, window], det.scores.expected[i, window]
-    ok = np.isfinite(y) & np.isfinite(e)
-    return float(np.sum(y[ok] - e[ok])) if ok.any() else None
+            "time of day": f"{part}, {start:%H:%M}–{end:%H:%M} ({timezone})",
+            "revenue at stake": inc.revenue_at_stake}
 
 
 def root_cause_frame(inc: Incident) -> pd.DataFrame:
@@ -273,13 +277,13 @@ def path_figure(inc: Incident) -> go.Figure:
     return fig
 
 
-def linked_figure(det: Detection, inc: Incident) -> go.Figure | None:
+def linked_figure(snap: Snapshot, inc: Incident) -> go.Figure | None:
     """The incident and those linked to it as a network: an edge per direct link, thicker the
     more evidence it has (overlap, shared root cause, metric tree, event network; hover for
     which); None when it stands alone."""
     import networkx as nx
 
-    group = [inc] + [i for i in det.incidents if i.id in inc.linked]
+    group = [inc] + [i for i in snap.incidents if i.id in inc.linked]
     if len(group) < 2:
         return None
     graph = nx.Graph()
@@ -316,12 +320,12 @@ def disrupted_text(inc: Incident) -> str | None:
             f"elsewhere than in the same hours of earlier weeks (distance {d['distance']:.0%}).")
 
 
-def link_frame(det: Detection, inc: Incident) -> pd.DataFrame:
+def link_frame(snap: Snapshot, inc: Incident) -> pd.DataFrame:
     """The incidents sent in one alert with this one, and why each is linked to it directly
     (an empty reason: linked through others in the group)."""
     rows = [{"incident": i.id, "metric": metric_label(i.metric), "segment": segment_text(i.segment, "all"),
              "change": i.change, "why": "; ".join(inc.link_evidence.get(i.id, [])) or "through others in the group"}
-            for i in det.incidents if i.id in inc.linked]
+            for i in snap.incidents if i.id in inc.linked]
     return pd.DataFrame(rows, columns=["incident", "metric", "segment", "change", "why"])
 
 
@@ -330,21 +334,20 @@ def peer_frame(inc: Incident) -> pd.DataFrame:
     return pd.DataFrame([{"property": p, "change": c} for p, c in inc.peers.items()], columns=["property", "change"])
 
 
-def incident_figure(det: Detection, inc: Incident, pad_hours: int = 72) -> go.Figure:
-    """The incident's own series a few days either side, its window shaded."""
-    pad = pd.Timedelta(hours=pad_hours)
-    fig = metric_figure(det, inc.metric, inc.property, segment=inc.segment,
-                        since=inc.start_time() - pad, until=inc.end_time() + pad)
+def incident_figure(snap: Snapshot, inc: Incident) -> go.Figure:
+    """The incident's own series a few days either side (its stored chart), its window shaded."""
+    seg = f", {segment_text(inc.segment, '')}" if inc.segment else ""
+    fig = band_figure(snap.chart(inc), f"{metric_label(inc.metric)} ({inc.property}{seg})", snap.config)
     fig.add_vrect(x0=inc.start_time(), x1=inc.end_time(), fillcolor=ANOMALY_COLOR, opacity=0.12, line_width=0)
     return fig
 
 
-def classifier_view(det: Detection, inc: Incident) -> dict[str, Any]:
-    """The classifier view of an incident (random forest + SHAP), computed on demand: it takes
-    seconds, so :func:`sleuth.pipeline.detect` leaves it out."""
+def classifier_view(events, metrics: dict, inc: Incident) -> dict[str, Any]:
+    """The classifier view of an incident (random forest + SHAP) over the ``events`` it was found
+    in, computed on demand: it takes seconds, so detection and the store leave it out."""
     from ..explain.classifier import classify_incident
 
-    return classify_incident(det.events, inc, det.cube.metrics.get(inc.metric))
+    return classify_incident(events, inc, metrics.get(inc.metric))
 
 
 def classifier_summary(view: dict[str, Any]) -> str:

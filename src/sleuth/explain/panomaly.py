@@ -96,6 +96,22 @@ def _louvain(graph: nx.Graph, seed: int) -> dict[str, int]:
     return {node: k for k, part in enumerate(parts) for node in part}
 
 
+def eigenvector_centrality(graph: nx.Graph) -> dict[str, float]:
+    """networkx's power iteration (what Panomaly used), or where it does not converge (a graph
+    in pieces, say) the leading eigenvector of the weighted adjacency computed with numpy: the
+    same values to ~1e-5 where both work, and an answer on a disconnected graph, where
+    ``eigenvector_centrality_numpy`` raises AmbiguousSolution (and needs scipy)."""
+    try:
+        return nx.eigenvector_centrality(graph, weight="weight", max_iter=100, tol=1e-6)
+    except nx.PowerIterationFailedConvergence:
+        nodes = list(graph.nodes)
+        adj = nx.to_numpy_array(graph, nodelist=nodes, weight="weight")
+        _, vectors = np.linalg.eigh(adj)  # the graph is undirected: the matrix is symmetric
+        lead = np.abs(vectors[:, -1])
+        norm = np.linalg.norm(lead)
+        return dict(zip(nodes, (lead / norm if norm > 0 else lead).tolist()))
+
+
 def node_metrics(nodes: Iterable[str], weights: dict[tuple[str, str], float],
                  partition: dict[str, int] | None = None, seed: int = 0) -> pd.DataFrame:
     """Per event: ``Gmod`` (community), ``Gdeg`` (neighbours / all nodes), ``Gbtw`` (betweenness
@@ -111,10 +127,7 @@ def node_metrics(nodes: Iterable[str], weights: dict[tuple[str, str], float],
     if n == 0:
         return pd.DataFrame(columns=NODE_COLUMNS)
     btw = nx.betweenness_centrality(graph, weight="enemy", normalized=True)
-    try:
-        evc = nx.eigenvector_centrality(graph, weight="weight", max_iter=100, tol=1e-6)
-    except nx.PowerIterationFailedConvergence:  # the exact solver agrees to ~1e-5 where both work
-        evc = nx.eigenvector_centrality_numpy(graph, weight="weight")
+    evc = eigenvector_centrality(graph)
     mod = partition if partition is not None else _louvain(graph, seed)
     out = pd.DataFrame({"Gmod": [mod.get(v, -1) for v in graph.nodes],
                         "Gdeg": [graph.degree(v) / n for v in graph.nodes],
