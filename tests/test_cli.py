@@ -69,12 +69,32 @@ def test_demo_pipeline_end_to_end_finds_injected_incidents(demo_run):
     assert ev["alerts"]["saved"] >= 0.4, ev["alerts"]
 
 
-def test_demo_human_output_shows_the_table_and_the_truth(tmp_path):
+def test_demo_human_output_shows_the_table_and_the_truth(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # an 80-column terminal: the narrow layout
     proc = sleuth("demo", "--weeks", "5", "--sessions-per-hour", "120", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "incidents sleuth found" in proc.stdout
-    assert "Injected incidents vs what sleuth found" in proc.stdout
-    assert "tracking_outage" in proc.stdout and "injected incidents found" in proc.stdout
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith("Try: ")]  # a command to copy
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    text = " ".join(proc.stdout.split())
+    assert "incidents sleuth found" in text and "Injected incidents vs what sleuth found" in text
+    assert "tracking_outage" in proc.stdout and "injected incidents found" in text
+    assert "1 false alarms" not in text and "1 more incidents" not in text
+    assert proc.stderr.startswith("note: ")  # notes come first, on stderr, before the tables
+
+
+def test_bands_stay_within_what_a_metric_can_take(demo_run):
+    _, incidents, _ = demo_run
+    for inc in incidents:
+        assert inc["lower"] is None or inc["lower"] >= 0, inc  # no negative order value or count
+        if inc["metric"] == "conversion_rate":
+            assert inc["upper"] is None or inc["upper"] <= 1, inc
+
+
+def test_numbers_and_plurals_read_as_people_write_them():
+    from sleuth.console import fmt_number, plural
+
+    assert [plural(n, "false alarm") for n in (0, 1, 2)] == ["0 false alarms", "1 false alarm", "2 false alarms"]
+    assert fmt_number(11510.3) == "11,510" and "e+" not in fmt_number(1.151e4) and fmt_number(None) == "n/a"
 
 
 def test_detect_json_follows_contract_3_and_is_repeatable(demo_run):

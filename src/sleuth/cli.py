@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from typer.core import TyperGroup
 
-from .console import emit_json, err, fmt_number, out
+from .console import emit_json, err, fmt_number, out, plural
 from .errors import SleuthError
 from .redact import redact_source, redact_text
 
@@ -94,11 +94,12 @@ def detect(
         for inc in result.incidents:
             sys.stdout.write(inc.to_json() + "\n")
         return
+    print_notes(err, result.notes)
     ratios = {m for m, spec in result.cube.metrics.items() if spec.is_ratio}
-    out.print(incidents_table(result.incidents, ratios, title=f"{len(result.incidents)} incidents in {result.events.source}"))
+    out.print(incidents_table(result.incidents, ratios,
+                              title=f"{plural(len(result.incidents), 'incident')} in {result.events.source}"))
     if result.incidents:
         out.print(groups_table(result.incidents))
-    print_notes(err, result.notes)
 
 
 @app.command()
@@ -197,10 +198,11 @@ def demo(
         summary = {k: v for k, v in evaluation.items() if k != "false_alarm_list"}
         sys.stdout.write(json.dumps({"evaluation": summary, "seconds": round(elapsed, 1)}, default=json_default) + "\n")
         return
+    print_notes(err, result.notes)
     ratios = {m for m, spec in result.cube.metrics.items() if spec.is_ratio}
     out.print(f"[bold]Demo shop[/]: {written['rows']:,} events, {weeks} weeks, 2 properties (web, app) "
               f"-> {out_dir}")
-    out.print(incidents_table(result.incidents, ratios, title=f"{len(result.incidents)} incidents sleuth found"))
+    out.print(incidents_table(result.incidents, ratios, title=f"{plural(len(result.incidents), 'incident')} sleuth found"))
     out.print(truth_table(evaluation, truth))
     from .detectors.base import get_detector
 
@@ -209,15 +211,15 @@ def demo(
     out.print(
         f"[bold]{evaluation['found']}/{evaluation['total']}[/] injected incidents found, "
         f"[bold]{evaluation['explained']}/{evaluation['total']}[/] with their cause named (segments or paths); "
-        f"{evaluation['related']} more incidents on linked metrics during them; "
-        f"[bold]{evaluation['false_alarms']}[/] false alarms ({evaluation['false_alarms'] / weeks_scored:.1f} per week "
-        f"over {weeks_scored:.1f} weeks scored); {elapsed:.1f} s in all."
+        f"{plural(evaluation['related'], 'more incident')} on linked metrics during them; "
+        f"[bold]{plural(evaluation['false_alarms'], 'false alarm')}[/] "
+        f"({evaluation['false_alarms'] / weeks_scored:.1f} a week over {weeks_scored:.1f} weeks scored); "
+        f"{elapsed:.1f} s in all."
     )
     alerts = evaluation["alerts"]
-    out.print(f"Linking: the {alerts['detections']} incidents during the injected ones make {alerts['alerts']} "
-              f"alerts ({alerts['saved']:.0%} fewer).")
-    out.print(f"Try: sleuth detect {written['events']} --config {cfg_path} --json")
-    print_notes(err, result.notes)
+    out.print(f"Linking: the {plural(alerts['detections'], 'incident')} during the injected ones make "
+              f"{plural(alerts['alerts'], 'alert')} ({alerts['saved']:.0%} fewer).")
+    out.print(f"Try: sleuth detect {written['events']} --config {cfg_path} --json", soft_wrap=True)
 
 
 @app.command()
@@ -254,7 +256,7 @@ def rca(
         for rc in found:
             seg = segment_text(rc.segment, "")
             out.print(f"  {seg:<50} explains {rc.explains:6.1%}  score {rc.score:.2f}  "
-                      f"actual {rc.actual:,.4g} vs expected {rc.expected:,.4g}")
+                      f"actual {fmt_number(rc.actual)} vs expected {fmt_number(rc.expected)}")
 
 
 @app.command()

@@ -2,14 +2,26 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from rich.console import Console
 
 out = Console()
-if not out.is_terminal:  # piped or in CI: tables at a readable width instead of 80 columns
+if not out.is_terminal and not os.environ.get("COLUMNS"):  # piped or in CI: tables at a readable width
     out = Console(width=160)
 err = Console(stderr=True)
+#: below this many columns, tables use their narrow layout
+NARROW = 110
+
+
+def narrow() -> bool:
+    return out.width < NARROW
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 false alarm``, ``2 false alarms``, ``0 incidents``."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 def emit_json(result: dict, as_json: bool) -> bool:

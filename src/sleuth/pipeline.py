@@ -125,6 +125,34 @@ def batch_of(cube: Cube, expected: list[dict] | None = None) -> SeriesBatch:
                        clock=local_clock(cube.buckets, cfg.timezone) if cfg.granularity == "1h" else None)
 
 
+def _share(metric, seen_max: float) -> bool:
+    """A ratio that is a share of a whole and cannot exceed 1: a subset over its whole (``sessions
+    with a purchase / sessions``), or distinct ids over distinct ids of the same column that have
+    never exceeded 1 (``1 - sessions that bought / sessions that added to cart``)."""
+    a, b = metric.parts()
+    if b is None or a.type != b.type or a.type not in ("count", "distinct") or a.column != b.column:
+        return False
+    subset = b.events is None or (a.events is not None and set(a.events) <= set(b.events))
+    return subset or (a.type == "distinct" and seen_max <= 1)
+
+
+def respect_range(cube: Cube, scores):
+    """Bands and expectations inside the values a metric can take: never below 0 for a series that
+    has never gone negative (a count, revenue, an average order value), never above 1 for a ratio
+    of a subset to its whole. Display only: the evidence was weighed before."""
+    finite = np.isfinite(cube.value)
+    seen_min = np.where(finite, cube.value, np.inf).min(axis=1)
+    seen_max = {m: float(np.where(finite[rows], cube.value[rows], -np.inf).max()) if len(rows) else 0.0
+                for m, rows in cube.keys.groupby("metric").indices.items()}
+    floor = np.where(seen_min >= 0, 0.0, -np.inf)[:, None]
+    share = {m: _share(spec, seen_max.get(m, np.inf)) for m, spec in cube.metrics.items()}
+    ceiling = np.array([1.0 if share[m] else np.inf for m in cube.keys.metric])[:, None]
+    for name in ("expected", "lower", "upper"):
+        arr = getattr(scores, name)
+        setattr(scores, name, np.where(np.isnan(arr), arr, np.clip(arr, floor, ceiling)))
+    return scores
+
+
 def _history_notes(cube: Cube, detector) -> list[str]:
     need = detector.min_history(cube.config.season)
     have = len(cube.buckets)
@@ -169,7 +197,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     cube = build_cube(events, metrics, cfg, until=t_until)
     say(STAGES[2])
     det = get_detector(detector, threshold=cfg.threshold)
-    scores = det.score_batch(batch_of(cube, expected))
+    scores = respect_range(cube, det.score_batch(batch_of(cube, expected)))
     say(STAGES[3])
     incidents = find_incidents(cube, scores, since=t_since)
     say(STAGES[4])

@@ -81,9 +81,9 @@ def group_linked(incs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def _num(x: Any) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.4g}"
+    from ..console import fmt_number
+
+    return fmt_number(x)
 
 
 def _when(inc: dict) -> str:

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from ..calendar import holiday_names, local_dates, local_time
 from ..config import Config
+from ..console import fmt_number
 from ..incidents import Incident, lead_key, segment_text
 from ..metrics.cube import TOTAL
 from ..snapshot import Snapshot, incident_from
@@ -206,7 +207,7 @@ def incident_summary(inc: Incident, timezone: str = "UTC") -> str:
         moved = f"{'fell' if down else 'rose'} {abs(inc.change):.0%} {'below' if down else 'above'} expected"
         moved = moved.replace("%", " %")
     else:
-        moved = f"went {'down' if down else 'up'} to {inc.actual} (expected {inc.expected})"
+        moved = f"went {'down' if down else 'up'} to {fmt_number(inc.actual)} (expected {fmt_number(inc.expected)})"
     where = f"on {_segment_text(inc.segment)}" if inc.segment else f"on {inc.property}"
     if end - start <= pd.Timedelta(days=1):
         when = f"from {_clock(start)} to {_clock(end)} on {start:%a %d %b}"

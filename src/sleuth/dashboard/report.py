@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from ..console import fmt_number
 from ..incidents import SEVERITY_RANK, Incident
 from ..snapshot import Snapshot
 from . import data as d
@@ -35,7 +36,7 @@ def _table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
     if frame.empty:
         return "<p>none</p>"
     fmt = {c: _percent(c == "change") for c in percent}
-    return frame.to_html(index=False, border=0, formatters=fmt, na_rep="-", float_format=lambda x: f"{x:,.4g}")
+    return frame.to_html(index=False, border=0, formatters=fmt, na_rep="-", float_format=fmt_number)
 
 
 def _context(snap: Snapshot, inc: Incident) -> str:

@@ -26,6 +26,7 @@ URL_RE = re.compile(r"^[a-z][a-z0-9+]*://")
 def connect_duckdb() -> ibis.BaseBackend:
     con = ibis.duckdb.connect()
     con.raw_sql("SET TimeZone='UTC'")
+    con.raw_sql("SET enable_progress_bar = false")  # DuckDB's own bar would land in sleuth's output
     return con
 
 
