@@ -38,6 +38,7 @@ bench: install
 	@if [ -d $(SHARED)/rca/rs ]; then $(BIN)/sleuth bench rca $(SHARED)/rca/rs; else echo "RS root-cause cases not present: skipped"; fi
 	$(BIN)/sleuth bench rootanom $(DATA)/lazylantern-root-anom
 	$(BIN)/sleuth bench panomaly $(DATA)/lazylantern-panomaly
+	$(BIN)/sleuth bench faults --record
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

@@ -221,13 +221,20 @@ def bench_classifier(weeks: int = typer.Option(3, min=3, max=12, help="weeks of 
     out.print(f"{res['seconds']:.0f} s in all")
 
 
+RecordOpt = typer.Option(False, "--record", help="write the figures into docs/ and bench-results/ (make bench does)")
+
+
 @bench_app.command("faults")
-def bench_faults(as_json: bool = typer.Option(False, "--json")) -> None:
+def bench_faults(as_json: bool = typer.Option(False, "--json"), record: bool = RecordOpt) -> None:
     """Reliability figures: stray timestamps (time and peak memory of a run) and slow channels
     (a hung and a dripping channel before a healthy one)."""
-    from .faults import run_faults
+    from .faults import markdown, run_faults
 
     res = run_faults()
+    if record:
+        from .record import record as write
+
+        out.print(f"recorded in {write('faults', markdown(res), res, docs=Path('docs/reliability.md'))}")
     if emit_json(res, as_json):
         return
     for r in res["stray_timestamps"]:
