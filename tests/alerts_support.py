@@ -3,13 +3,63 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+import sqlalchemy as sa
 import yaml
+
+from sleuth.alerts.store import metadata, normalise_url
+
+#: notify route options for tests: no retries, no waiting
+FAST = {"retries": 0, "backoff": 0.01}
+
+
+def alert_data(folder: Path) -> dict:
+    """The events (see :func:`make_events`) and the times of interest: during the mild drop, during
+    the deep one, after it, and 40 hours after its start (past the end of the data)."""
+    path = folder / "events.parquet"
+    start = make_events(path)
+    fmt = lambda ts: ts.strftime("%Y-%m-%dT%H:%M")  # noqa: E731
+    return {"events": path, "start": start, "mild": fmt(start + pd.Timedelta(hours=3)),
+            "deep": fmt(start + pd.Timedelta(hours=6)), "after": fmt(start + pd.Timedelta(hours=10)),
+            "later": fmt(start + pd.Timedelta(hours=40))}
+
+
+def postgres_url() -> str:
+    url = os.environ.get("SLEUTH_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI=true but SLEUTH_TEST_POSTGRES_URL is unset: .ci/run starts PostgreSQL and sets it")
+    pytest.skip("SLEUTH_TEST_POSTGRES_URL is unset (.ci/run sets it): the PostgreSQL variant did not run")
+
+
+def fresh_postgres() -> str:
+    """The test PostgreSQL with sleuth's tables dropped."""
+    url = postgres_url()
+    engine = sa.create_engine(normalise_url(url))
+    metadata.drop_all(engine)
+    engine.dispose()
+    return url
+
+
+def sleuth(*args, cwd=None, timeout=180) -> subprocess.CompletedProcess:
+    """``python -m sleuth.cli ARGS``, output captured."""
+    return subprocess.run([sys.executable, "-m", "sleuth.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+def spawn(*args, cwd=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sleuth.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd)
 
 
 def make_events(path: Path, days: int = 23, per_hour: float = 400.0, seed: int = 0) -> pd.Timestamp:
@@ -42,6 +92,23 @@ def write_config(path: Path, routes: list[dict], store: str | None = None) -> Pa
         cfg["store"] = store
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return alert_data(tmp_path_factory.mktemp("alerts"))
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    return f"sqlite:///{tmp_path / 'alerts.db'}" if request.param == "sqlite" else fresh_postgres()
 
 
 class Receiver:

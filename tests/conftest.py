@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+#: the alert tests' fixtures (data, receiver, store_url) for every test module that asks for them
+pytest_plugins = ["alerts_support"]
+
 
 def _run_cli(*args: str | Path, cwd: str | Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """``python -m sleuth.cli ARGS`` with this interpreter (the project's .venv); text output captured."""

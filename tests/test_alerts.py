@@ -6,8 +6,6 @@ import datetime as dt
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from alerts_support import Proxy, Receiver, make_events, write_config
+from alerts_support import FAST, Proxy, fresh_postgres, postgres_url, sleuth, spawn, write_config
 
 from sleuth.alerts import open_store, run_once
 from sleuth.alerts.notify import group_linked
@@ -25,57 +23,6 @@ from sleuth.alerts.store import metadata, normalise_url, redact_db_url
 from sleuth.config import parse_config
 from sleuth.errors import ConfigError
 from sleuth.incidents import Incident
-
-FAST = {"retries": 0, "backoff": 0.01}
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """The events and the times of interest: during the mild drop, during the deep one, after it."""
-    path = tmp_path_factory.mktemp("alerts") / "events.parquet"
-    start = make_events(path)
-    fmt = lambda ts: ts.strftime("%Y-%m-%dT%H:%M")  # noqa: E731
-    return {"events": path, "start": start, "mild": fmt(start + pd.Timedelta(hours=3)),
-            "deep": fmt(start + pd.Timedelta(hours=6)), "after": fmt(start + pd.Timedelta(hours=10))}
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-def postgres_url() -> str:
-    url = os.environ.get("SLEUTH_TEST_POSTGRES_URL")
-    if url:
-        return url
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but SLEUTH_TEST_POSTGRES_URL is unset: .ci/run starts PostgreSQL and sets it")
-    pytest.skip("SLEUTH_TEST_POSTGRES_URL is unset (.ci/run sets it): the PostgreSQL variant did not run")
-
-
-def fresh_postgres() -> str:
-    url = postgres_url()
-    engine = sa.create_engine(normalise_url(url))
-    metadata.drop_all(engine)
-    engine.dispose()
-    return url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    return f"sqlite:///{tmp_path / 'alerts.db'}" if request.param == "sqlite" else fresh_postgres()
-
-
-def sleuth(*args, cwd=None, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sleuth.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
-
-
-def spawn(*args, cwd=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sleuth.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd)
 
 
 def counts(url: str) -> tuple[int, int]:

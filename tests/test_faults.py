@@ -21,62 +21,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from alerts_support import Receiver, make_events, write_config
+from alerts_support import FAST, Receiver, fresh_postgres, postgres_url, sleuth, spawn, write_config
 
 from sleuth.alerts import open_store, run_once
 from sleuth.alerts.store import metadata, normalise_url
 from sleuth.pipeline import detect
 
-FAST = {"retries": 0, "backoff": 0.01}
 SECRET, TOKEN = "Pw9Secret", "Tok3nXYZ"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("faults") / "events.parquet"
-    start = make_events(path)
-    fmt = lambda ts: ts.strftime("%Y-%m-%dT%H:%M")  # noqa: E731
-    return {"events": path, "start": start, "mild": fmt(start + pd.Timedelta(hours=3)),
-            "after": fmt(start + pd.Timedelta(hours=10)), "later": fmt(start + pd.Timedelta(hours=40))}
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
-
-
-def postgres_url() -> str:
-    url = os.environ.get("SLEUTH_TEST_POSTGRES_URL")
-    if url:
-        return url
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but SLEUTH_TEST_POSTGRES_URL is unset: .ci/run starts PostgreSQL and sets it")
-    pytest.skip("SLEUTH_TEST_POSTGRES_URL is unset (.ci/run sets it): the PostgreSQL variant did not run")
-
-
-def fresh_postgres() -> str:
-    url = postgres_url()
-    engine = sa.create_engine(normalise_url(url))
-    metadata.drop_all(engine)
-    engine.dispose()
-    return url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    return f"sqlite:///{tmp_path / 'alerts.db'}" if request.param == "sqlite" else fresh_postgres()
-
-
-def sleuth(*args, cwd=None, timeout=180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sleuth.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
-
-
-def spawn(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sleuth.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
 
 
 def wait_for(check, timeout: float = 120.0) -> None:

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from typer.core import TyperGroup
 
-from .console import emit_json, err, fmt_number, out, plural
+from .console import emit_json, err, fmt_number, narrow, out, plural
 from .errors import SleuthError
 from .redact import redact_source, redact_text
 
@@ -463,7 +463,7 @@ def run(
     if not as_json:
         print_notes(err, report.notes)
     if not emit_json(report.to_dict(), as_json):
-        out.print(report.line(), markup=False, highlight=False)
+        out.print(report.line(), markup=False, highlight=False, soft_wrap=True)
     if report.undelivered:
         err.print(f"{report.undelivered} message(s) could not be delivered: they stay pending and the next run "
                   f"tries again (exit code {EXIT_UNDELIVERED}); `sleuth alerts list` shows them", markup=False,
@@ -491,7 +491,7 @@ def watch(
     def said(report) -> None:
         print_notes(err, report.notes, warnings_only=bool(runs))  # the notes once, warnings every run
         runs.append(report.run)
-        out.print(report.line(), markup=False, highlight=False)
+        out.print(report.line(), markup=False, highlight=False, soft_wrap=True)
 
     def failed(e) -> None:
         err.print(f"error: {redact_text(str(e))} (the next run tries again)", markup=False, highlight=False,
@@ -539,15 +539,23 @@ def alerts_list(
         for r in rows:
             sys.stdout.write(json.dumps(_incident_json({k: v for k, v in r.items() if k != "data"}), default=str) + "\n")
         return
-    table = Table(title=f"{len(rows)} incidents in the store", title_justify="left")
-    for col in ("id", "state", "property", "metric", "segment", "start (UTC)", "end", "direction", "change",
-                "severity", "rev", "quiet"):
-        table.add_column(col)
+    table = Table(title=f"{plural(len(rows), 'incident')} in the store", title_justify="left")
+    small = narrow()
+    cols = ("id", "state", "what", "start (UTC)", "change") if small else (
+        "id", "state", "property", "metric", "segment", "start (UTC)", "end", "direction", "change", "severity",
+        "rev", "quiet")
+    for col in cols:
+        table.add_column(col, no_wrap=col in ("id", "start (UTC)", "change"), overflow="fold")
     for r in rows:
         seg = segment_text(json.loads(r["segment"]), "all")
+        change = f"{r['change']:+.0%}" if r["change"] is not None else "-"
+        if small:
+            quiet = f" ({r['quiet']})" if r["quiet"] else ""
+            table.add_row(r["key"], r["state"] + quiet, f"{r['metric']} · {r['property']}\n{seg}",
+                          f"{r['start_at']:%m-%d %H:%M}", f"{change} {r['severity']}")
+            continue
         table.add_row(r["key"], r["state"], r["property"], r["metric"], seg, f"{r['start_at']:%Y-%m-%d %H:%M}",
-                      f"{r['end_at']:%Y-%m-%d %H:%M}", r["direction"],
-                      f"{r['change']:+.0%}" if r["change"] is not None else "-", r["severity"], str(r["revision"]),
+                      f"{r['end_at']:%Y-%m-%d %H:%M}", r["direction"], change, r["severity"], str(r["revision"]),
                       r["quiet"] or "")
     out.print(table)
 

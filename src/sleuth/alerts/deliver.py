@@ -24,16 +24,28 @@ class Sender:
         self._url = url
         self._proc: subprocess.Popen | None = None
         self._buf = b""
+        self._ready = False
 
-    def _start(self, deadline: float) -> bool:
+    def start(self) -> None:
+        """Start the process ahead of the first message (it imports apprise: a fraction of a second)."""
+        if self._proc is None:
+            self._launch()
+
+    def _launch(self) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "sleuth._sender", str(os.getpid())], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
         self._buf = b""
+        self._ready = False
+
+    def _start(self, deadline: float) -> bool:
+        if self._proc is None or self._proc.poll() is not None:
+            self._launch()
         if not self._write({"url": self._url}):
             return False
-        answer = self._read(min(deadline, time.monotonic() + START_TIMEOUT))
-        return bool(answer and answer.get("ready"))
+        answer = self._read(deadline)
+        self._ready = bool(answer and answer.get("ready"))
+        return self._ready
 
     def _write(self, obj: dict) -> bool:
         try:
@@ -56,14 +68,17 @@ class Sender:
         line, _, self._buf = self._buf.partition(b"\n")
         return json.loads(line)
 
-    def attempt(self, title: str, body: str, kind: str, timeout: float) -> str:
+    def attempt(self, title: str, body: str, kind: str, timeout: float, until: float | None = None) -> str:
         """One attempt: ``sent``, ``failed`` (the channel refused) or ``timeout`` (no answer in time:
-        the process is killed, which closes the connection)."""
-        deadline = time.monotonic() + timeout
-        if self._proc is None or self._proc.poll() is not None:
-            if not self._start(deadline):
+        the process is killed, which closes the connection). Starting the process is sleuth's own
+        work, not the channel's: it has its own allowance (:data:`START_TIMEOUT`, within ``until``)."""
+        until = until if until is not None else time.monotonic() + START_TIMEOUT + timeout
+        if self._proc is None or self._proc.poll() is not None or not self._ready:
+            started = min(until, time.monotonic() + START_TIMEOUT)
+            if not self._start(started):
                 self.kill()
-                return "timeout" if time.monotonic() >= deadline else "failed"
+                return "timeout" if time.monotonic() >= started else "failed"
+        deadline = min(until, time.monotonic() + timeout)
         if not self._write({"title": title, "body": body, "kind": kind}):
             self.kill()
             return "failed"
@@ -74,6 +89,7 @@ class Sender:
         return "sent" if answer.get("ok") else "failed"
 
     def kill(self) -> None:
+        self._ready = False
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()
@@ -110,7 +126,7 @@ def send(sender: Sender, title: str, body: str, kind: str, *, retries: int, back
         if left <= 0.05:
             break
         attempts += 1
-        outcome = sender.attempt(title, body, kind, min(timeout, left))
+        outcome = sender.attempt(title, body, kind, timeout, until)
         if outcome == "sent":
             return True, attempts, timeouts
         timeouts += outcome == "timeout"

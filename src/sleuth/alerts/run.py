@@ -214,6 +214,8 @@ def _notify(db: Store, run_id: int, ch: nt.Channel, claim_timeout: float, cfg: C
     sent = _Sent(held=len(owed) - len(pending) - len(digest))
     batches = [(g, False) for g in nt.group_linked(pending)] + ([(digest, True)] if digest else [])
     with Sender(ch.route.url) as sender:
+        if batches:
+            sender.start()  # the process imports apprise while the first claim is written
         for k, (group, is_digest) in enumerate(batches):
             if time.monotonic() >= until:  # out of time for this run: the rest stays pending
                 sent.deferred += len(batches) - k
