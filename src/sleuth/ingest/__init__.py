@@ -17,6 +17,7 @@ import ibis.expr.datatypes as dt
 from ..config import Config
 from ..errors import InputError
 from .flatten import flatten
+from .formats import recognise
 from .readers import open_source
 from .sessionize import sessionize
 from .span import bounded_span, empty_measures
@@ -54,6 +55,8 @@ class Events:
     mapping: dict[str, str | None]
     sessions_derived: bool = False
     notes: list[str] = field(default_factory=list)
+    #: the known format the source was recognised as (``ga4``, ``segment``, ...; see ``formats``)
+    format: str | None = None
     _session_dims: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -129,11 +132,11 @@ def numeric_column(table: ibis.Table, name: str, source: str, what: str = "reven
     raise InputError(f"{source}: column {name!r} has type {col.type()}; {what} must be numeric")
 
 
-def _auto_dimensions(table: ibis.Table, exclude: set[str]) -> list[str]:
+def _auto_dimensions(table: ibis.Table, exclude: set[str], only: list[str] | None = None) -> list[str]:
     cands = [
         c for c, t in table.schema().items()
         if c not in exclude and (t.is_string() or t.is_boolean())
-        and not _ID_LIKE.search(c)
+        and not _ID_LIKE.search(c) and (only is None or c in only)
     ]
     if not cands:
         return []
@@ -160,6 +163,9 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     if len(junk) == len(raw.columns):
         raise InputError(f"{name}: no named columns; the first line must be a header such as 'timestamp,event'")
     raw = raw.drop(*junk)
+    fmt = recognise(raw, config, name)  # GA4, Segment, Snowplow, Amplitude, Mixpanel: by their columns
+    if fmt is not None:
+        raw, config, read_notes = fmt.table, fmt.config, [*read_notes, *fmt.notes]
     raw, notes = flatten(raw, config.explode, name)
     notes = [*read_notes, *notes]
     mapping = _resolve_columns(raw, config, name)
@@ -188,7 +194,8 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     others = {c: raw[c] for c in raw.columns if c not in used and c not in std}
 
     if config.dimensions is None:
-        dimensions = _auto_dimensions(raw, used | set(std))  # a source column named like a standard one is not a dimension
+        # a source column named like a standard one is not a dimension; a known format offers its own
+        dimensions = _auto_dimensions(raw, used | set(std), fmt.dimensions if fmt else None)
         if dimensions:
             notes.append(f"dimensions found automatically: {', '.join(dimensions)}")
     else:
@@ -227,7 +234,7 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     notes += span_notes
     notes += empty_measures(table, mapping)
     return Events(con=backend, table=table, source=name, dimensions=dimensions, mapping=mapping,
-                  sessions_derived=derived, notes=notes)
+                  sessions_derived=derived, notes=notes, format=fmt.format if fmt else None)
 
 
 __all__ = ["Events", "load_events", "numeric_column", "ALIASES", "NONE_VALUE", "DEFAULT_PROPERTY"]
