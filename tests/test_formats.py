@@ -150,6 +150,19 @@ def test_ga4_columns_and_dimensions_from_the_config_still_decide(ga4):
         load_events(str(path), parse_config({"columns": {"session_id": "param.ga_sesion_id"}}))
 
 
+def test_ga4_flattened_by_a_query_still_uses_ga_session_id(tmp_path):
+    """An export someone flattened already (a CSV with ga_session_id as a column)."""
+    path = tmp_path / "ga4_flat.csv"
+    path.write_text("event_timestamp,event_name,user_pseudo_id,ga_session_id\n"
+                    "1775001600000000,page_view,u1,100\n1775001660000000,page_view,u1,100\n"
+                    "1775001720000000,page_view,u1,200\n1775001780000000,page_view,u2,100\n")
+    events = load_events(str(path), Config())
+    assert events.format == "ga4" and not events.sessions_derived
+    df = events.table.execute()
+    assert (len(df), df["session_id"].nunique(), df["user_id"].nunique()) == (4, 3, 2)
+    assert str(df["timestamp"].min()) == "2026-04-01 00:00:00+00:00"   # microseconds since the epoch
+
+
 def test_ga4_gets_the_shop_kpis(ga4):
     events = load_events(str(ga4[0]), Config())
     names = {m.name for m in resolve_metrics(Config(), events)}

@@ -213,7 +213,7 @@ def describe(source: Any, config: Config | dict | str | Path | None = None) -> d
     return {
         "source": events.source,
         "events": int(span["events"]),
-        #: the known export format recognised by its columns (ga4, segment, snowplow, amplitude, mixpanel)
+        # the export format recognised by its columns (ga4, segment, snowplow, amplitude, mixpanel) or None
         "format": events.format,
         "sessions": int(span["sessions"]), "users": int(span["users"]),
         "revenue": round(float(span["revenue"]), 2) if pd.notna(span["revenue"]) else None,

@@ -1,7 +1,8 @@
 """Mixpanel's raw export: ``{"event": ..., "properties": {"time": ..., "distinct_id": ..., ...}}``.
 
-``time`` is epoch seconds (milliseconds in newer exports; the unit is read from the magnitude),
-``distinct_id`` is the user. Mixpanel exports no sessions: sleuth derives them from the user by
+``time`` is epoch seconds, or milliseconds when exported with ``time_in_ms`` (the unit is read
+from the magnitude); projects created before 2023 may export it shifted to the project's time
+zone, which sleuth cannot see. ``distinct_id`` is the user. Mixpanel exports no sessions: sleuth derives them from the user by
 inactivity, as Mixpanel's own reports do. Every other property becomes a column
 ``properties.<name>`` (``properties.$current_url``).
 """
@@ -28,7 +29,7 @@ class Mixpanel(Format):
     title = "Mixpanel export"
 
     def matches(self, src: Source) -> bool:
-        if "event" not in src.top or "properties" not in src.top:
+        if src.top != {"event", "properties"}:  # the whole of a line of Mixpanel's export
             return False
         typ = src.table.properties.type()
         if isinstance(typ, dt.Map):  # DuckDB reads an object whose keys vary as a map
