@@ -3,7 +3,8 @@
 A GA4 BigQuery export, Segment warehouse tables, Snowplow enriched events, an Amplitude export
 and a Mixpanel export each have a known shape. A format in :data:`FORMATS` says whether a raw
 table has its shape (``matches``) and builds the Contract 1 columns from it as ibis expressions
-(``normalise``): the work runs in the engine, and no format ever changes the number of rows.
+(``normalise``): the work runs in the engine, and no format explodes a list, so one row stays
+one event (Segment's only change to the rows drops a message read from two tables).
 :func:`recognise` is the one entry point ``load_events`` calls; what the format does not use is
 passed through under its dotted path, so ``dimensions:``, ``columns:`` and metrics' ``column:``
 can still name any field of the source.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+
 import ibis
 
 from ...config import Columns, Config
@@ -130,7 +132,7 @@ def _apply_columns(cols: dict[str, ibis.Value], src: Source, passed: dict[str, i
         if expr is None:
             expr = src.get(name)
         if expr is None:
-            options = sorted({*cols, *passed, *src.leaves})
+            options = sorted({*cols, *passed, *(p for p in src.leaves if not p.startswith(KEYS))})
             close = difflib.get_close_matches(name, options, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{source}: columns.{std} names {name!r}, which is not a column{hint}; "

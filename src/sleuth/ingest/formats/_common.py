@@ -93,18 +93,25 @@ class Source:
         return None, None
 
     def coalesce_text(self, *paths: str) -> tuple[list[str], ibis.Value | None]:
-        """Per row, the first non-null of ``paths`` (those the source has), as text."""
-        found = [(p, self.get(p)) for p in paths if self.get(p) is not None]
-        if not found:
-            return [], None
-        exprs = [text(v) for _, v in found]
-        return [p for p, _ in found], exprs[0] if len(exprs) == 1 else ibis.coalesce(*exprs)
+        """Per row, the first non-null of ``paths`` (those the source has) as text, and which
+        paths those were."""
+        return self._coalesce(paths, text)
 
     def coalesce_number(self, *paths: str) -> tuple[list[str], ibis.Value | None]:
-        found = [(p, self.get(p)) for p in paths if self.get(p) is not None]
+        return self._coalesce(paths, number)
+
+    def coalesce_time(self, *paths: str) -> tuple[list[str], ibis.Value | None]:
+        """Per row, the first non-null of ``paths``; as text when their types differ (a CSV whose
+        column is empty reads it as text), which the timestamp parser reads all the same."""
+        found = [p for p in paths if p in self.leaves]
+        types = {str(self.leaves[p].type()) for p in found}
+        return self._coalesce(found, text if len(types) > 1 else (lambda v: v))
+
+    def _coalesce(self, paths, convert) -> tuple[list[str], ibis.Value | None]:
+        found = [(p, v) for p in paths if (v := self.get(p)) is not None]
         if not found:
             return [], None
-        exprs = [number(v) for _, v in found]
+        exprs = [convert(v) for _, v in found]
         return [p for p, _ in found], exprs[0] if len(exprs) == 1 else ibis.coalesce(*exprs)
 
 
@@ -128,7 +135,8 @@ class Format:
 
 @dataclass
 class Parts:
-    """What a normaliser makes of a source; :func:`..assemble` turns it into one table."""
+    """What a normaliser makes of a source; :func:`sleuth.ingest.formats.recognise` turns it into
+    one table."""
 
     #: Contract 1 columns the format fills (timestamp, event, session_id, user_id, revenue, property)
     standard: dict[str, ibis.Value]
@@ -140,6 +148,15 @@ class Parts:
     consumed: set[str] = field(default_factory=set)
     #: what it did, for the note
     said: list[str] = field(default_factory=list)
+    def take_dimensions(self, src: Source, candidates: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        """For each ``(friendly name, source paths in order of preference)``, the first path the
+        source has becomes that dimension, as text."""
+        for name, paths in candidates:
+            path, expr = src.first(*paths)
+            if expr is not None:
+                self.dimensions[name] = text(expr)
+                self.consumed.add(path)
+
     #: a column naming each message; a message written to two tables and read from both
     #: (Segment's ``tracks`` and ``order_completed``) is kept once
     unique_on: str | None = None

@@ -30,12 +30,9 @@ class Amplitude(Format):
 
     def normalise(self, src: Source) -> Parts:
         t = src.table
-        ts_paths = [p for p in ("event_time", "client_event_time") if p in src.top]
-        ts = [t[p] for p in ts_paths]
-        if len({str(c.type()) for c in ts}) > 1:
-            ts = [text(c) for c in ts]
+        ts_paths, timestamp = src.coalesce_time("event_time", "client_event_time")
         user_paths, user = src.coalesce_text("amplitude_id", "device_id", "user_id")
-        parts = Parts(standard={"timestamp": ts[0] if len(ts) == 1 else ibis.coalesce(*ts),
+        parts = Parts(standard={"timestamp": timestamp,
                                 "event": text(t.event_type), "user_id": user},
                       consumed={*ts_paths, "event_type", "amplitude_id"})
         if "session_id" in src.top:
@@ -52,9 +49,5 @@ class Amplitude(Format):
         if "app" in src.top:
             parts.standard["property"] = text(t.app)
             parts.consumed.add("app")
-        for name, candidates in DIMENSIONS:
-            p, expr = src.first(*candidates)
-            if expr is not None:
-                parts.dimensions[name] = text(expr)
-                parts.consumed.add(p)
+        parts.take_dimensions(src, DIMENSIONS)
         return parts

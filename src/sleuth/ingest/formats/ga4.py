@@ -89,11 +89,7 @@ class GA4(Format):
             parts.standard["property"] = text(t.platform)
             parts.consumed.add("platform")
 
-        for name, paths in DIMENSIONS:
-            path, expr = src.first(*paths)
-            if expr is not None:
-                parts.dimensions[name] = text(expr)
-                parts.consumed.add(path)
+        parts.take_dimensions(src, DIMENSIONS)
 
         if "items" in src.top:
             items = _items(t["items"])

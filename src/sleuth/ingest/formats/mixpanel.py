@@ -46,10 +46,6 @@ class Mixpanel(Format):
         if revenue is not None:
             parts.standard["revenue"] = revenue
             parts.consumed |= set(paths)
-        for name, candidates in DIMENSIONS:
-            p, expr = src.first(*candidates)
-            if expr is not None:
-                parts.dimensions[name] = text(expr)
-                parts.consumed.add(p)
+        parts.take_dimensions(src, DIMENSIONS)
         parts.said.append("users are distinct_id, sessions derived from them")
         return parts

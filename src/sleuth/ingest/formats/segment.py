@@ -55,11 +55,7 @@ class Segment(Format):
             parts.standard["revenue"] = revenue
             parts.consumed.add(path)
 
-        for name, paths in DIMENSIONS:
-            p, expr = src.first(*paths)
-            if expr is not None:
-                parts.dimensions[name] = text(expr)
-                parts.consumed.add(p)
+        parts.take_dimensions(src, DIMENSIONS)
         if "context_user_agent" in src.top:
             ua = text(t.context_user_agent)
             parts.dimensions["browser"] = browser_from_agent(ua)

@@ -34,11 +34,7 @@ class Snowplow(Format):
 
     def normalise(self, src: Source) -> Parts:
         t = src.table
-        ts_paths = [p for p in ("derived_tstamp", "collector_tstamp") if p in src.top]
-        ts = [t[p] for p in ts_paths]
-        if len({str(c.type()) for c in ts}) > 1:  # a CSV whose derived_tstamp is empty reads it as text
-            ts = [text(c) for c in ts]
-        timestamp = ts[0] if len(ts) == 1 else ibis.coalesce(*ts)
+        ts_paths, timestamp = src.coalesce_time("derived_tstamp", "collector_tstamp")
         names = []
         if "se_action" in src.top and "event" in src.top:
             names.append(ibis.ifelse(text(t.event) == "struct", text(t.se_action), ibis.null().cast("string")))
@@ -57,9 +53,5 @@ class Snowplow(Format):
         if "app_id" in src.top:
             parts.standard["property"] = text(t.app_id)
             parts.consumed.add("app_id")
-        for name, paths in DIMENSIONS:
-            p, expr = src.first(*paths)
-            if expr is not None:
-                parts.dimensions[name] = text(expr)
-                parts.consumed.add(p)
+        parts.take_dimensions(src, DIMENSIONS)
         return parts
