@@ -6,7 +6,6 @@ plus every other scalar column of the source (nested objects flattened to dotted
 """
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +14,7 @@ import ibis
 import ibis.expr.datatypes as dt
 
 from ..config import Config
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from .flatten import flatten
 from .formats import recognise
 from .readers import open_source
@@ -77,11 +76,6 @@ class Events:
         return self._session_dims
 
 
-def _suggest(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _resolve_columns(table: ibis.Table, config: Config, source: str) -> dict[str, str | None]:
     cols = list(table.columns)
     lower = {c.lower(): c for c in cols}
@@ -92,7 +86,7 @@ def _resolve_columns(table: ibis.Table, config: Config, source: str) -> dict[str
             if explicit not in cols:
                 raise InputError(
                     f"{source}: columns.{std} names {explicit!r}, which is not a column"
-                    f"{_suggest(explicit, cols)}; columns are: {', '.join(cols[:30])}"
+                    f"{did_you_mean(explicit, cols)}; columns are: {', '.join(cols[:30])}"
                 )
             mapping[std] = explicit
             continue
@@ -203,7 +197,7 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
         for d in dimensions:
             if d not in raw.columns:
                 raise InputError(
-                    f"{name}: dimension {d!r} is not a column{_suggest(d, list(raw.columns))}; "
+                    f"{name}: dimension {d!r} is not a column{did_you_mean(d, list(raw.columns))}; "
                     f"columns are: {', '.join(list(raw.columns)[:30])}. Fix 'dimensions' in sleuth.yaml"
                 )
             if d in std:

@@ -1,13 +1,12 @@
 """Metrics sleuth derives when the config names none: sessions, users, frequent events, shop KPIs."""
 from __future__ import annotations
 
-import difflib
 import re
 
 import ibis
 
 from ..config import Aggregate, Config, Metric
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from ..ingest import Events, numeric_column
 
 #: e-commerce event names: (purchase, add to cart, begin checkout) for GA4, Segment and Snowplow
@@ -102,14 +101,6 @@ def resolve_metrics(config: Config, events: Events) -> list[Metric]:
     return list(config.metrics)
 
 
-def _close(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    if not close:  # 'Purchase' for 'purchase', 'App Timing Metrc' for 'app timing metric'
-        lower = {o.lower(): o for o in options}
-        close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)]
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def check_metrics(metrics: list[Metric], events: Events) -> None:
     """Every ``column:`` a metric names is a column and every ``event:`` occurs in the data;
     otherwise a :class:`ConfigError` names the metric, the value and the closest match."""
@@ -126,7 +117,7 @@ def check_metrics(metrics: list[Metric], events: Events) -> None:
                 hint = (f"; the source has no {agg.column} column (map yours under 'columns:')"
                         if agg.column in standard else f"; columns are: {', '.join(sorted(cols)[:30])}")
                 raise ConfigError(f"{where}: column {agg.column!r} is not a column of {events.source}"
-                                  f"{_close(agg.column, cols)}{hint}")
+                                  f"{did_you_mean(agg.column, cols)}{hint}")
             if agg.events:
                 if names is None:
                     t = events.table
@@ -136,5 +127,5 @@ def check_metrics(metrics: list[Metric], events: Events) -> None:
                 missing = [e for e in agg.events if e not in known]
                 if missing:
                     raise ConfigError(
-                        f"{where}: event {missing[0]!r} does not occur in {events.source}{_close(missing[0], names)}; "
+                        f"{where}: event {missing[0]!r} does not occur in {events.source}{did_you_mean(missing[0], names)}; "
                         f"the most frequent events are: {', '.join(names[:10])}. Fix 'event' in sleuth.yaml")

@@ -11,13 +11,12 @@ can still name any field of the source.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 import ibis
 
 from ...config import Columns, Config
-from ...errors import ConfigError
+from ...errors import ConfigError, did_you_mean
 from ._common import KEYS, Format, Parts, Source, map_bag
 
 
@@ -133,9 +132,8 @@ def _apply_columns(cols: dict[str, ibis.Value], src: Source, passed: dict[str, i
             expr = src.get(name)
         if expr is None:
             options = sorted({*cols, *passed, *(p for p in src.leaves if not p.startswith(KEYS))})
-            close = difflib.get_close_matches(name, options, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{source}: columns.{std} names {name!r}, which is not a column{hint}; "
+            raise ConfigError(f"{source}: columns.{std} names {name!r}, which is not a column"
+                              f"{did_you_mean(name, options)}; "
                               f"columns are: {', '.join(options[:30])}")
         cols[std] = expr
 
