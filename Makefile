@@ -33,6 +33,7 @@ DATA   ?= ../shared/data
 bench: install
 	$(BIN)/python -m sleuth.bench.perf
 	$(BIN)/sleuth bench classifier
+	$(BIN)/sleuth bench formats
 	@if [ -d $(SHARED)/nab ]; then $(BIN)/sleuth bench nab $(SHARED)/nab; else echo "NAB data not present at $(SHARED)/nab: skipped"; fi
 	@if [ -d $(SHARED)/ms-cloud-monitoring ]; then $(BIN)/sleuth bench cloud $(SHARED)/ms-cloud-monitoring; else echo "cloud-monitoring data not present: skipped"; fi
 	@if [ -d $(SHARED)/rca/rs ]; then $(BIN)/sleuth bench rca $(SHARED)/rca/rs; else echo "RS root-cause cases not present: skipped"; fi

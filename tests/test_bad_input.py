@@ -86,6 +86,19 @@ CASES: dict[str, Case] = {
     "unknown_dimension": events_with_config(
         "dimensions: [devise]\n",
         ["events.csv", "dimension 'devise'", "did you mean 'device'", "dimensions"]),
+    # a typo in a metric is an error naming it, not a metric that stays zero
+    "misspelled_metric_event": events_with_config(
+        "metrics:\n  - name: views\n    type: count\n    event: page_veiw\n",
+        ["metric 'views'", "event 'page_veiw'", "does not occur in events.csv", "did you mean 'page_view'",
+         "Fix 'event' in sleuth.yaml"], ("detect", "metrics")),
+    "misspelled_ratio_event": events_with_config(
+        "metrics:\n  - name: conversion\n    type: ratio\n"
+        "    numerator: {type: distinct, column: session_id, event: Purchase}\n"
+        "    denominator: {type: distinct, column: session_id}\n",
+        ["metric 'conversion' (numerator)", "event 'Purchase'", "did you mean 'purchase'"]),
+    "misspelled_metric_column": events_with_config(
+        "metrics:\n  - name: takings\n    type: sum\n    column: revenu\n",
+        ["metric 'takings'", "column 'revenu'", "not a column of events.csv", "did you mean 'revenue'"]),
     "invalid_yaml": events_with_config(
         "granularity: 1h\nmetrics: [\n  name: x\n", ["sleuth.yaml", "line", "not valid YAML", "fix the syntax"]),
     "unknown_holiday_country": events_with_config(

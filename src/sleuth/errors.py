@@ -1,9 +1,21 @@
-"""One error family for the library.
+"""One error family for the library, and the "did you mean" its messages share.
 
 Library code raises these (they subclass builtins so callers can catch ``ValueError``);
 only the CLI turns them into a single line and exit code 2.
 """
 from __future__ import annotations
+
+import difflib
+
+
+def did_you_mean(name: str, options: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options``, ignoring case when that is what
+    differs ('Purchase' for 'purchase'); empty when nothing is close."""
+    close = difflib.get_close_matches(name, options, n=1)
+    if not close:
+        lower = {o.lower(): o for o in options}
+        close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=1)]
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class SleuthError(Exception):

@@ -231,7 +231,9 @@ def describe(source: Any, config: Config | dict | str | Path | None = None) -> d
     events = load_events(source, cfg)
     metrics = resolve_metrics(cfg, events)
     t = events.table
-    span = t.aggregate(first=t.timestamp.min(), last=t.timestamp.max(), events=t.count()).execute().iloc[0]
+    span = t.aggregate(first=t.timestamp.min(), last=t.timestamp.max(), events=t.count(),
+                       sessions=t.session_id.nunique(), users=t.user_id.nunique(),
+                       revenue=t.revenue.sum()).execute().iloc[0]
     props = t.group_by("property").aggregate(n=t.count()).execute().sort_values("n", ascending=False)
     card = {}
     if events.dimensions:
@@ -241,6 +243,10 @@ def describe(source: Any, config: Config | dict | str | Path | None = None) -> d
     return {
         "source": events.source,
         "events": int(span["events"]),
+        # the export format recognised by its columns (ga4, segment, snowplow, amplitude, mixpanel) or None
+        "format": events.format,
+        "sessions": int(span["sessions"]), "users": int(span["users"]),
+        "revenue": round(float(span["revenue"]), 2) if pd.notna(span["revenue"]) else None,
         "first": fmt(span["first"]), "last": fmt(span["last"]),
         "properties": {str(r.property): int(r.n) for r in props.itertuples()},
         "columns": {k: v for k, v in events.mapping.items()},

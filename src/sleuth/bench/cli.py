@@ -184,6 +184,24 @@ def bench_panomaly(path: Path = typer.Argument(Path("../shared/data/lazylantern-
         raise typer.Exit(1)
 
 
+@bench_app.command("formats")
+def bench_formats(events: int = typer.Option(1_000_000, min=1000, help="rows of the generated GA4 export"),
+                  as_json: bool = typer.Option(False, "--json")) -> None:
+    """A generated GA4 BigQuery export read by sleuth against hand-written DuckDB SQL for the same columns."""
+    from .formats import run_formats
+
+    res = run_formats(events)
+    if emit_json(res, as_json):
+        return
+    s, h = res["sleuth"], res["hand_sql"]
+    out.print(f"GA4 export, {res['events']:,} events ({res['path']}): sleuth {s['seconds']:.2f} s "
+              f"({s['params']} param.* columns, {s['columns']} in all), hand-written SQL {h['seconds']:.2f} s "
+              f"({res['ratio']:.2f}x)")
+    out.print(f"  events {s['events']:,} / {h['events']:,}, sessions {s['sessions']:,} / {h['sessions']:,}, "
+              f"revenue {s['revenue']:,.2f} / {h['revenue']:,.2f}: {'the same' if res['same_totals'] else 'DIFFERENT'}; "
+              f"exploding event_params would have made {res['rows_if_exploded']:,} rows")
+
+
 @bench_app.command("classifier")
 def bench_classifier(weeks: int = typer.Option(3, min=3, max=12, help="weeks of demo history"),
                      sessions_per_hour: float = typer.Option(1000.0, min=100, help="average sessions per hour"),

@@ -6,7 +6,6 @@ plus every other scalar column of the source (nested objects flattened to dotted
 """
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +14,9 @@ import ibis
 import ibis.expr.datatypes as dt
 
 from ..config import Config
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from .flatten import flatten
+from .formats import recognise
 from .readers import open_source
 from .sessionize import sessionize
 from .span import bounded_span, empty_measures
@@ -54,6 +54,8 @@ class Events:
     mapping: dict[str, str | None]
     sessions_derived: bool = False
     notes: list[str] = field(default_factory=list)
+    #: the known format the source was recognised as (``ga4``, ``segment``, ...; see ``formats``)
+    format: str | None = None
     _session_dims: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -74,11 +76,6 @@ class Events:
         return self._session_dims
 
 
-def _suggest(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _resolve_columns(table: ibis.Table, config: Config, source: str) -> dict[str, str | None]:
     cols = list(table.columns)
     lower = {c.lower(): c for c in cols}
@@ -89,7 +86,7 @@ def _resolve_columns(table: ibis.Table, config: Config, source: str) -> dict[str
             if explicit not in cols:
                 raise InputError(
                     f"{source}: columns.{std} names {explicit!r}, which is not a column"
-                    f"{_suggest(explicit, cols)}; columns are: {', '.join(cols[:30])}"
+                    f"{did_you_mean(explicit, cols)}; columns are: {', '.join(cols[:30])}"
                 )
             mapping[std] = explicit
             continue
@@ -129,11 +126,11 @@ def numeric_column(table: ibis.Table, name: str, source: str, what: str = "reven
     raise InputError(f"{source}: column {name!r} has type {col.type()}; {what} must be numeric")
 
 
-def _auto_dimensions(table: ibis.Table, exclude: set[str]) -> list[str]:
+def _auto_dimensions(table: ibis.Table, exclude: set[str], only: list[str] | None = None) -> list[str]:
     cands = [
         c for c, t in table.schema().items()
         if c not in exclude and (t.is_string() or t.is_boolean())
-        and not _ID_LIKE.search(c)
+        and not _ID_LIKE.search(c) and (only is None or c in only)
     ]
     if not cands:
         return []
@@ -160,6 +157,9 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     if len(junk) == len(raw.columns):
         raise InputError(f"{name}: no named columns; the first line must be a header such as 'timestamp,event'")
     raw = raw.drop(*junk)
+    fmt = recognise(raw, config, name)  # GA4, Segment, Snowplow, Amplitude, Mixpanel: by their columns
+    if fmt is not None:
+        raw, config, read_notes = fmt.table, fmt.config, [*read_notes, *fmt.notes]
     raw, notes = flatten(raw, config.explode, name)
     notes = [*read_notes, *notes]
     mapping = _resolve_columns(raw, config, name)
@@ -188,7 +188,8 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     others = {c: raw[c] for c in raw.columns if c not in used and c not in std}
 
     if config.dimensions is None:
-        dimensions = _auto_dimensions(raw, used | set(std))  # a source column named like a standard one is not a dimension
+        # a source column named like a standard one is not a dimension; a known format offers its own
+        dimensions = _auto_dimensions(raw, used | set(std), fmt.dimensions if fmt else None)
         if dimensions:
             notes.append(f"dimensions found automatically: {', '.join(dimensions)}")
     else:
@@ -196,7 +197,7 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
         for d in dimensions:
             if d not in raw.columns:
                 raise InputError(
-                    f"{name}: dimension {d!r} is not a column{_suggest(d, list(raw.columns))}; "
+                    f"{name}: dimension {d!r} is not a column{did_you_mean(d, list(raw.columns))}; "
                     f"columns are: {', '.join(list(raw.columns)[:30])}. Fix 'dimensions' in sleuth.yaml"
                 )
             if d in std:
@@ -227,7 +228,7 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     notes += span_notes
     notes += empty_measures(table, mapping)
     return Events(con=backend, table=table, source=name, dimensions=dimensions, mapping=mapping,
-                  sessions_derived=derived, notes=notes)
+                  sessions_derived=derived, notes=notes, format=fmt.format if fmt else None)
 
 
 __all__ = ["Events", "load_events", "numeric_column", "ALIASES", "NONE_VALUE", "DEFAULT_PROPERTY"]

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import re
 
+import ibis
+
 from ..config import Aggregate, Config, Metric
-from ..errors import InputError
+from ..errors import ConfigError, did_you_mean
 from ..ingest import Events, numeric_column
 
-#: e-commerce event names: (purchase, add to cart, begin checkout) for GA4 and Segment
+#: e-commerce event names: (purchase, add to cart, begin checkout) for GA4, Segment and Snowplow
 ECOMMERCE_NAMES = {
     "ga4": ("purchase", "add_to_cart", "begin_checkout"),
     "segment": ("Order Completed", "Product Added", "Checkout Started"),
+    "snowplow": ("transaction", "add_to_cart", "begin_checkout"),
 }
 MAX_EVENT_METRICS = 8
 MIN_EVENT_SHARE = 0.01
@@ -65,6 +68,8 @@ def derive_metrics(events: Events) -> list[Metric]:
                     denominator=Aggregate(type="distinct", column="session_id", event=cart),
                     description="share of sessions with a cart but no order",
                 ))
+    if not shop and has_revenue:  # revenue on events sleuth does not know as orders: its total
+        out.append(Metric(name="revenue", type="sum", column="revenue", description="revenue of all events"))
     taken = {m.name for m in out}
     for _, row in counts.iterrows():
         ev, n = str(row["event"]), int(row["n"])
@@ -83,22 +88,44 @@ def derive_metrics(events: Events) -> list[Metric]:
 
 
 def resolve_metrics(config: Config, events: Events) -> list[Metric]:
-    """The configured metrics, checked against the columns, or derived ones."""
+    """The configured metrics, checked against the data (a typo is an error, not a metric that
+    stays zero), or derived ones."""
     if config.metrics is None:
         return derive_metrics(events)
-    cols = set(events.columns)
-    standard = {"session_id", "user_id", "revenue"}
+    check_metrics(config.metrics, events)
     for m in config.metrics:
         for agg in filter(None, m.parts()):
-            if agg.column and agg.column not in cols:
-                hint = ""
-                if agg.column in standard:
-                    hint = f"; the source has no {agg.column} column (map yours under 'columns:')"
-                raise InputError(
-                    f"{events.source}: metric {m.name!r} uses column {agg.column!r}, which is not in the events"
-                    f"{hint or '; columns are: ' + ', '.join(sorted(cols)[:30])}"
-                )
             if agg.type == "sum" and agg.column and not events.table[agg.column].type().is_numeric():
                 parsed = numeric_column(events.table, agg.column, events.source, f"metric {m.name!r} sums it, so it")
                 events.table = events.table.mutate(**{agg.column: parsed}).cache()
     return list(config.metrics)
+
+
+def check_metrics(metrics: list[Metric], events: Events) -> None:
+    """Every ``column:`` a metric names is a column and every ``event:`` occurs in the data;
+    otherwise a :class:`ConfigError` names the metric, the value and the closest match."""
+    cols = list(events.columns)
+    standard = {"session_id", "user_id", "revenue"}
+    names: list[str] | None = None
+    known: set[str] = set()
+    for m in metrics:
+        for part, agg in zip(("numerator", "denominator") if m.is_ratio else ("",), m.parts()):
+            where = f"metric {m.name!r}" + (f" ({part})" if part else "")
+            if agg is None:
+                continue
+            if agg.column and agg.column not in cols:
+                hint = (f"; the source has no {agg.column} column (map yours under 'columns:')"
+                        if agg.column in standard else f"; columns are: {', '.join(sorted(cols)[:30])}")
+                raise ConfigError(f"{where}: column {agg.column!r} is not a column of {events.source}"
+                                  f"{did_you_mean(agg.column, cols)}{hint}")
+            if agg.events:
+                if names is None:
+                    t = events.table
+                    counts = t.group_by("event").aggregate(n=t.count()).order_by([ibis.desc("n"), "event"]).execute()
+                    names = [str(e) for e in counts["event"]]
+                    known = set(names)
+                missing = [e for e in agg.events if e not in known]
+                if missing:
+                    raise ConfigError(
+                        f"{where}: event {missing[0]!r} does not occur in {events.source}{did_you_mean(missing[0], names)}; "
+                        f"the most frequent events are: {', '.join(names[:10])}. Fix 'event' in sleuth.yaml")
