@@ -246,7 +246,10 @@ def test_daily_holidays_are_learned_from_last_year():
     hol = holiday & last_year
     assert hol.sum() >= 8
     assert not s.is_anomaly[0, hol].any()
-    assert np.all(np.abs(s.expected[0, hol] / y[hol] - 1) < 0.15)
+    err = np.abs(s.expected[0, hol] / y[hol] - 1)
+    # within a few percent; Christmas, on the steep side of a rush that doubles orders within
+    # nine days, within 20 % (the baseline of daily data averages eight weeks: less noise, more lag)
+    assert np.median(err) < 0.05 and np.all(err < 0.2), err
     # the same holidays in the first year, with nothing to learn from, are flagged
     assert s.is_anomaly[0, holiday & (days >= "2023-02-01") & (days < "2024-01-01")].sum() >= 3
 

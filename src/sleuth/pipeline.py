@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .calendar import holiday_names, holiday_reference, local_clock
+from .calendar import calendar_names, holiday_reference, local_clock, local_times
 from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
@@ -112,14 +112,55 @@ def _threshold_factor(cube: Cube) -> np.ndarray | None:
     return None if (own == default).all() else own / default
 
 
+def calendar_of(cube: Cube) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The calendar as the detector sees it: ``(holiday, holiday_ref, names)``, each ``[T]``, or
+    ``[S, T]`` when some of the user's events belong to some properties only; Nones when no
+    bucket carries a name (public holidays, retail days, the user's events: see
+    :func:`sleuth.calendar.calendar_names`)."""
+    cfg = cube.config
+    events = cfg.calendar_events()
+    if not (cfg.holidays or cfg.retail_days or events) or not len(cube.buckets):
+        return None, None, None
+    name = lambda prop=None: calendar_names(cube.buckets, cfg.holidays, cfg.timezone, cfg.retail_days,  # noqa: E731
+                                            events, prop)
+    if any(e.properties is not None for e in events):
+        props = cube.keys.property.to_numpy()
+        per = {p: name(p) for p in dict.fromkeys(props)}
+        names = np.array([per[p] for p in props], dtype=object)
+        refs = {p: holiday_reference(cube.buckets, n) for p, n in per.items()}
+        ref = np.stack([refs[p] for p in props])
+    else:
+        names = np.array(name(), dtype=object)
+        ref = holiday_reference(cube.buckets, list(names))
+    holiday = names != None  # noqa: E711 (elementwise on an object array)
+    if not holiday.any():
+        return None, None, None
+    return holiday, ref, names
+
+
+def peer_groups(cube: Cube) -> np.ndarray | None:
+    """``[S]``: for each series, its market (the same metric and segment in the properties of one
+    ``peers:`` group, by default all properties), or -1 when it has fewer than two peers."""
+    k = cube.keys
+    props = k.property.astype(str).to_numpy()
+    groups = cube.config.peers or [sorted(set(props))]
+    market = np.full(len(props), -1)
+    for g, members in enumerate(groups):
+        market[np.isin(props, members)] = g
+    key = pd.Series(list(zip(market, k.metric, k.dimension, k.segment)))
+    gid = key.factorize()[0]
+    size = np.bincount(gid)[gid]
+    return np.where((market >= 0) & (size >= 3), gid, -1) if (size >= 3).any() else None
+
+
 def batch_of(cube: Cube, expected: list[dict] | None = None) -> SeriesBatch:
     kind = np.array(["ratio" if cube.metrics[m].is_ratio else "count" for m in cube.keys.metric])
     cfg = cube.config
-    names = holiday_names(cube.buckets, cfg.holidays, cfg.timezone) if cfg.holidays else None
-    holiday = None if names is None else np.array([n is not None for n in names])
+    holiday, holiday_ref, names = calendar_of(cube)
     return SeriesBatch(value=cube.value, weight=cube.denominator, kind=kind, season=cfg.season,
                        day=24 if cfg.granularity == "1h" else 1, holiday=holiday, parent=cube.parents(),
-                       holiday_ref=None if names is None else holiday_reference(cube.buckets, names),
+                       holiday_ref=holiday_ref, event_names=names, peer_group=peer_groups(cube),
+                       time=local_times(cube.buckets, cfg.timezone),
                        expected_ref=expected_refs(cube, expected or []),
                        threshold_factor=_threshold_factor(cube),
                        clock=local_clock(cube.buckets, cfg.timezone) if cfg.granularity == "1h" else None)
@@ -143,6 +184,21 @@ def _choice_notes(detector) -> list[str]:
     names, counts = np.unique(chosen.astype(str), return_counts=True)
     return [f"detector {detector.name}: " + ", ".join(f"{n} for {c} of {len(chosen)} series" for n, c in zip(names, counts))
             + " (latest week, chosen by backtest)"]
+
+
+def _name_days(cube: Cube, incidents: list[Incident]) -> None:
+    """Each incident's ``holiday``: the calendar name of its first day (a public holiday, a retail
+    day or the user's own event of its property)."""
+    cfg = cube.config
+    events = cfg.calendar_events()
+    if not incidents or not (cfg.holidays or cfg.retail_days or events):
+        return
+    per_property = any(e.properties is not None for e in events)
+    for prop in dict.fromkeys(inc.property if per_property else None for inc in incidents):
+        mine = [inc for inc in incidents if prop is None or inc.property == prop]
+        starts = pd.DatetimeIndex([inc.start_time() for inc in mine])
+        for inc, name in zip(mine, calendar_names(starts, cfg.holidays, cfg.timezone, cfg.retail_days, events, prop)):
+            inc.holiday = name
 
 
 def detect(source: Any, config: Config | dict | str | Path | None = None, *, since: Any = None,
@@ -182,10 +238,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
             table, disrupted = path_change(events, inc.start_time(), inc.end_time(), inc.property, inc.segment)
             paths[key] = (transitions_for(table), disrupted_event_for(disrupted))
         inc.transitions, inc.disrupted_event = paths[key]
-    if cfg.holidays and incidents:
-        starts = pd.DatetimeIndex([inc.start_time() for inc in incidents])
-        for inc, name in zip(incidents, holiday_names(starts, cfg.holidays, cfg.timezone)):
-            inc.holiday = name
+    _name_days(cube, incidents)
     step = pd.Timedelta(cfg.step)
     network = event_network_links(
         incidents, cube.metrics, step,
