@@ -63,6 +63,64 @@ class Scores:
     first: np.ndarray
 
 
+@dataclass(frozen=True)
+class Maturity:
+    """How much a series' detector knows after some history, in words a surface can show.
+
+    ``stage``: ``"first day"`` (less than two days: nothing is scored before its first full day,
+    then it is scored against that day's hour-of-day profile), ``"learning"`` (scored with wider
+    bands that tighten as its own noise is learned; from two weeks against its weekly pattern)
+    or ``"mature"`` (three weeks: its weekly pattern and its own noise calibration). ``days`` is
+    the history it has, ``full_days`` the history at which it is mature; ``catches`` and
+    ``misses`` say, in one sentence each, what it can and cannot catch yet."""
+
+    stage: str
+    days: float
+    full_days: float
+    catches: str
+    misses: str
+
+    @property
+    def learning(self) -> bool:
+        return self.stage != "mature"
+
+
+#: weeks of history at which a series is mature (see :class:`Maturity`)
+MATURE_WEEKS = 3
+
+
+def maturity(history_buckets: int, season: int, day: int) -> Maturity:
+    """What a series with ``history_buckets`` of history can catch (``season``: buckets per
+    week, ``day``: buckets per day; 168 and 24 hourly, 7 and 1 daily)."""
+    day = max(int(day), 1)
+    h = max(int(history_buckets), 0)
+    full = MATURE_WEEKS * season
+    days, full_days = round(h / day, 2), round(full / day, 2)
+    profile = "its hour-of-day profile" if day > 1 else "its last days"
+    if h < day:
+        return Maturity("first day", days, full_days, "nothing yet: a metric is scored from the end of its first full day",
+                        f"everything until it has a full day of data ({day} bucket{'s' * (day > 1)})")
+    if h < season:
+        stage = "first day" if h < 2 * day else "learning"
+        return Maturity(stage, days, full_days,
+                        f"large spikes and drops (about 3x, or a fall to near zero) against {profile}",
+                        "cannot tell a normal weekend from a drop, nor catch small or slow changes, "
+                        "until it has seen 2 weeks")
+    if h < 2 * season:
+        return Maturity("learning", days, full_days, "large spikes and drops against the same time a week ago",
+                        f"small and sustained changes until it has {full_days:g} days; its bands are still wide")
+    if h < full:
+        return Maturity("learning", days, full_days, "spikes, drops and shifts against its weekly pattern",
+                        f"small sustained shifts until it has {full_days:g} days; its bands are still wider than usual")
+    misses = ("a small shift inside its usual noise; a holiday or yearly event it has not seen yet widens the band "
+              "instead of being expected")
+    if day == 1 and h < 365:
+        misses = ("the yearly shape and yearly events (Black Friday, Christmas) until it has seen a year: "
+                  "their first occurrence widens the band instead of being expected")
+    return Maturity("mature", days, full_days,
+                    "spikes, drops and sustained shifts of a few percent against its weekly pattern", misses)
+
+
 def first_data(batch: SeriesBatch) -> np.ndarray:
     """[S] the bucket of each series' first data, -1 when it has none. A count's empty buckets
     are 0 (the cube fills them), so its first data is its first non-zero bucket."""

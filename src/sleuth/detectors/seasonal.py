@@ -71,6 +71,19 @@ def _subset(batch: SeriesBatch, rows: np.ndarray) -> SeriesBatch:
                        threshold_factor=None if batch.threshold_factor is None else batch.threshold_factor[rows])
 
 
+def count_like(y: np.ndarray, max_mean: float = 1.0) -> np.ndarray:
+    """``[S, T]``: whether the series so far (up to and including t) is a sparse count: every
+    value a non-negative whole number and their mean at most ``max_mean`` (a rare event counted
+    per minute: mostly 0 or 1). Its noise is at least Poisson, so its first 1 after zeros is no
+    surprise. Busier counts (thousands of tweets an hour) keep the learned noise alone."""
+    finite = np.isfinite(y)
+    ok = ~finite | ((y >= 0) & (np.floor(y) == y))
+    n = np.cumsum(finite, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.cumsum(np.where(finite, y, 0.0), axis=1) / n
+    return np.logical_and.accumulate(ok, axis=1) & (n > 0) & (mean <= max_mean)
+
+
 def _nanmedian0(a: np.ndarray, n_ok: np.ndarray) -> np.ndarray:
     """Median over axis 0 ignoring NaN (NaN where none), faster than ``np.nanmedian`` for a few rows."""
     if a.shape[0] <= 4:  # without sorting: drop the smallest and largest, average what is left
@@ -460,6 +473,11 @@ class RobustSeasonal:
         e_r = expected[rows_r]
         p = np.clip(np.nan_to_num(e_r), 0.01, 0.99)
         floor[rows_r] = np.where((e_r >= 0) & (e_r <= 1), 0.5 * np.sqrt(p * (1 - p)), 1e-9)
+        rows_x = np.flatnonzero(batch.kind == "real")
+        if len(rows_x):  # a series of unknown nature that has only ever counted: at least Poisson
+            counts = count_like(y[rows_x])
+            floor[rows_x] = np.where(counts, 0.5 * np.sqrt(np.maximum(np.nan_to_num(expected[rows_x]), 0.0) + 1.0),
+                                     floor[rows_x])
         scale = np.where(np.isfinite(scale), np.fmax(scale, floor), np.nan)  # NaN until learned
         learned = np.isfinite(scale)
         # buckets of business series scored before maturity (from the end of their first full day)
