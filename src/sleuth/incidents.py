@@ -68,8 +68,14 @@ class Incident:
     #: variation, 0..1), moves out of it, moved (moves that went elsewhere), q; {} when none did
     disrupted_event: dict[str, Any] = field(default_factory=dict)
     #: for each incident this one is directly linked to: why (time overlap, shared root cause,
-    #: metric tree, event network)
+    #: metric tree, event network, market-wide)
     link_evidence: dict[str, list[str]] = field(default_factory=dict)
+    #: how its market (the same metric and segment in the peer properties) moved over the same
+    #: window: peers (how many), moved (how many moved the same way by at least half as much),
+    #: change (their median change), text; {} without peers (see explain/segments.py)
+    market: dict[str, Any] = field(default_factory=dict)
+    #: most of its peers moved with it: likely external (its severity is one level lower)
+    market_wide: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,7 +14,7 @@ from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
 from .explain.links import event_network_links, link_incidents
 from .explain.paths import disrupted_event_for, path_change, transition_counts, transitions_for
-from .explain.segments import explain_incident, peer_changes
+from .explain.segments import explain_incident, label_market, peer_changes
 from .incidents import Incident, find_incidents, incidents_frame
 from .ingest import Events, load_events
 from .metrics.cube import TOTAL, Cube, build_cube
@@ -233,6 +233,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     for inc in incidents:
         explain_incident(events, cube, scores, inc)
         inc.peers = peer_changes(cube, scores, inc)
+        label_market(inc)
         key = (inc.property, tuple(sorted(inc.segment.items())), inc.start, inc.end)
         if key not in paths:
             table, disrupted = path_change(events, inc.start_time(), inc.end_time(), inc.property, inc.segment)

@@ -16,9 +16,11 @@ learns nothing, and the detector widens its band there as before.
 
 The estimate is uncertain: events vary in size from year to year (the market's mood, this
 year's promotion), and so does its estimate from a few occurrences. ``effect_sd`` says how much,
-in log units: the estimate's own variance plus :data:`SIZE_SPREAD` of the effect (an event
-moving a series by +160 % moves it by +160 % ± 15 % of that in a typical year). The detector
-adds it to its noise on those buckets only: the band elsewhere keeps its width.
+in log units: the estimate's own variance plus :data:`SIZE_SPREAD` of the (log) effect. The
+detector adds it to its noise on those buckets only, so an event's band is about as wide as an
+ordinary day's (Black Friday's x2.6 adds 5 % of 0.96, about ±5 %, to the noise); the market
+view (:mod:`sleuth.detectors.market`) then tells a Black Friday bigger in every store from a
+store's own departure.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from .base import SeriesBatch
 #: occurrences averaged (the most recent ones)
 MEMORY = 3
 #: relative spread of an event's size from year to year (as a share of its log effect)
-SIZE_SPREAD = 0.15
+SIZE_SPREAD = 0.05
 #: prior standard deviation (log units) of a segment's effect around its parent's, and of a
 #: property's around its peers' mean
 PARENT_SD, PEER_SD = 0.15, 0.1

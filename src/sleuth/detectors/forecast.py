@@ -66,6 +66,9 @@ class ForecastDetector(ABC):
     says how to forecast a block (:meth:`_forecast`)."""
 
     name = "forecast"
+    #: whether the model takes the calendar's named days as regressors (then they are never
+    #: cleaned from its history: they are what it learns their effect from)
+    models_holidays = False
 
     def __init__(self, threshold: float = 4.0, refit: int | None = None, window_weeks: int = 4,
                  min_weeks: int = 2, level: int = 99, windows: tuple[int, ...] = (3, 6, 12),
@@ -143,6 +146,8 @@ class ForecastDetector(ABC):
             result = self._evaluate(batch, y, ty, te, model_sigma, end)
             flagged = result.is_anomaly[:, :end]
             short = flagged & ~_runs_of_a_day(flagged, batch.day)
+            if self.models_holidays and batch.holiday is not None:  # its holidays are what it learns from
+                short &= ~np.broadcast_to(batch.holiday, (S, T))[:, :end]
             clean[:, :end] = np.where(short & np.isfinite(te[:, :end]), te[:, :end], ty[:, :end])
         if result is None:  # too short to forecast anything
             result = self._evaluate(batch, y, ty, te, model_sigma, T)
@@ -304,6 +309,7 @@ class ProphetDetector(ForecastDetector):
     def __init__(self, threshold: float = 4.0, holidays: bool = False, **kwargs):
         super().__init__(threshold=threshold, **kwargs)
         self.holidays = holidays
+        self.models_holidays = holidays
 
     def _calendar(self, batch: SeriesBatch, i: int, ds: pd.DatetimeIndex) -> pd.DataFrame | None:
         """Prophet's holidays frame for series ``i`` (``holiday, ds``) over dates ``ds``."""
@@ -326,7 +332,7 @@ class ProphetDetector(ForecastDetector):
                 end = self._origin + h
                 ds = pd.DatetimeIndex(batch.time[max(end - len(y) - h, 0):end])
                 if len(ds) < len(y) + h:  # the last block runs past the data: continue the grid
-                    ds = ds.append(ds[-1] + step * np.arange(1, len(y) + h - len(ds) + 1))
+                    ds = ds.append(pd.DatetimeIndex(ds[-1] + step * np.arange(1, len(y) + h - len(ds) + 1)))
             else:
                 ds = pd.Timestamp("2000-01-03") + step * np.arange(len(y) + h)  # a Monday: weekdays line up
             m = Prophet(daily_seasonality=batch.day > 1, weekly_seasonality=True,

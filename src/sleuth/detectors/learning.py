@@ -3,9 +3,10 @@
 Until the default detector's weekly expectation is ready (two weeks of the same hour), a
 business series (a count or a rate) is expected to repeat its **hour-of-day profile**: the
 median of the same hour over the days it has (up to a week; daily data: the last few days).
-Its noise is not known yet either, so the band starts from an honest prior (counts at least
-Poisson plus :data:`PRIOR_SPREAD` of their level; rates at least binomial plus that share) and
-moves to the series' own residuals as they come in (a weighted blend, the prior counting as a
+Its noise is not known yet either, so the band starts from an honest prior (its hour-to-hour
+roughness, at least Poisson for counts and binomial for rates, plus :data:`PRIOR_SPREAD` of its
+level for the day-to-day changes one day cannot show) and moves to the series' own residuals
+as they come in (a weighted blend, the prior counting as a
 day of residuals). From its second week the same hour a week earlier replaces the profile, so
 weekdays and weekends start to tell apart. The threshold is :data:`LEARNING_FACTOR` times the usual one until
 two weeks and eases to the usual one at maturity (three weeks). What the series can and cannot catch at each
@@ -20,8 +21,8 @@ import numpy as np
 
 from .base import SeriesBatch
 
-#: the relative day-to-day spread a young series' band assumes before it has its own residuals
-PRIOR_SPREAD = 0.5
+#: the relative day-to-day spread a young series' band adds to its roughness before it has its own residuals
+PRIOR_SPREAD = 0.15
 #: how much wider than usual a young series' threshold is during its first week
 LEARNING_FACTOR = 1.5
 #: days of the same hour the profile takes the median of
@@ -60,18 +61,30 @@ def profile(history: np.ndarray, batch: SeriesBatch, cols: np.ndarray) -> np.nda
     return out
 
 
-def prior_sigma(expected: np.ndarray, batch: SeriesBatch, rows_c: np.ndarray, rows_r: np.ndarray) -> np.ndarray:
-    """A young series' prior noise scale, in the detector's scale units (per row kind): counts on
-    the Anscombe scale ``sqrt(1 + s^2 e)``; rates ``sqrt(p (1 - p) + s^2 e^2 w)`` (times ``1/sqrt(w)``
-    it is the binomial noise plus ``s`` of the rate); real values ``s |e|``."""
-    s2 = PRIOR_SPREAD**2
+def young_scale(r: np.ndarray, u: np.ndarray, expected: np.ndarray, kind: np.ndarray, weight: np.ndarray,
+                window: int, n_prior: int) -> np.ndarray:
+    """A young series' noise scale (rows of the batch, in the detector's scale units): its own
+    residuals so far (``r``), blended with a prior worth ``n_prior`` of them. The prior is the
+    series' hour-to-hour roughness (second differences of ``u``, the series in scale units; a
+    revenue of a few large orders is rough, a count of sessions is not) plus
+    :data:`PRIOR_SPREAD` of its level for the day-to-day changes a single day cannot show;
+    before it has a dozen hours, counts at least Poisson and rates at least binomial plus three
+    times that spread."""
+    from .seasonal import _online_scale
+
+    _, early, seen = _online_scale(r, window=window, min_count=n_prior, seen=True)
+    d2 = np.full_like(u, np.nan)
+    d2[:, 2:] = u[:, 1:-1] - 0.5 * (u[:, :-2] + u[:, 2:])  # at t: centred on t-1 (uses t; read before t)
+    rough = _online_scale(d2, window=window, min_count=12) / np.sqrt(1.5)
     e = np.nan_to_num(expected)
-    out = np.sqrt(s2) * np.abs(e)
-    out[rows_c] = np.sqrt(1.0 + s2 * np.maximum(e[rows_c], 0.0))
-    w = np.nan_to_num(batch.weight[rows_r])
-    p = np.clip((e[rows_r] * w + 0.5) / (w + 1.0), 0.0, 1.0)  # half an event more: never certain
-    out[rows_r] = np.sqrt(p * (1 - p) + s2 * e[rows_r] ** 2 * w)
-    return out
+    count, ratio = (kind == "count")[:, None], (kind == "ratio")[:, None]
+    w = np.where(ratio, np.nan_to_num(weight), 1.0)
+    level = np.where(count, np.sqrt(np.maximum(e, 0.0)), np.abs(e) * np.sqrt(w))  # a relative change, in scale units
+    p = np.clip((e * w + 0.5) / (w + 1.0), 0.0, 1.0)  # half an event more: never certain
+    least = np.where(count, 1.0, np.where(ratio, np.sqrt(p * (1 - p)), 0.0))
+    fallback = np.sqrt(least**2 + (3 * PRIOR_SPREAD * level) ** 2)
+    prior = np.where(np.isfinite(rough), np.sqrt(np.fmax(rough, least) ** 2 + (PRIOR_SPREAD * level) ** 2), fallback)
+    return np.sqrt((n_prior * prior**2 + seen * np.nan_to_num(early) ** 2) / (n_prior + seen))
 
 
 def learning_factor(history_buckets: np.ndarray, batch: SeriesBatch, mature: int) -> np.ndarray:

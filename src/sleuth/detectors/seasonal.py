@@ -23,7 +23,7 @@ import pandas as pd
 
 from .base import Scores, SeriesBatch, first_data, recurring_effect
 from .events import learned_effects, log_ratio
-from .learning import learning_factor, prior_sigma, profile
+from .learning import learning_factor, profile, young_scale
 
 
 def _shift(a: np.ndarray, k: int) -> np.ndarray:
@@ -233,7 +233,7 @@ class RobustSeasonal:
                  windows: tuple[int, ...] = (3, 6, 12), tail_factor: float = 1.7,
                  min_rel_change: float = 0.1, holiday_widen: float = 1.5, share_days: int = 14,
                  level_margin: float = 0.8, recent_factor: float = 1.5, yearly: bool = True,
-                 market: bool = True, daily_weeks: int = 8, yearly_gain: float = 0.0):
+                 market: bool = True, daily_weeks: int = 12, yearly_gain: float = 0.0):
         self.threshold = threshold
         self.weeks = weeks
         self.min_weeks = min_weeks
@@ -297,6 +297,37 @@ class RobustSeasonal:
         expected = np.where(use_seasonal, seasonal, np.where(local_ok, local, np.nan))
         return expected, use_seasonal | local_ok
 
+    def _weekdays(self, y: np.ndarray, batch: SeriesBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Daily data: each weekday's share of its own week (the day over the mean of the week
+        centred on it), the median over the last ``daily_weeks`` weeks, times the level of the
+        last week with each day taken out of its weekday's share. Unlike a median of raw days,
+        weeks of a December ramp and of a January lull then agree on what a Tuesday is. Named
+        days (holidays, retail days) are left out: they have their own effect."""
+        if batch.holiday is not None:
+            y = np.where(np.broadcast_to(batch.holiday, batch.value.shape)[rows], np.nan, y)
+
+        def mean7(a: np.ndarray) -> np.ndarray:  # the mean of the 7 days ending at each day (>= 4 of them)
+            ok = np.isfinite(a)
+            n = _window_sum(ok * 1.0, 7)
+            return np.where(n >= 4, _window_sum(np.where(ok, a, 0.0), 7) / np.maximum(n, 1), np.nan)
+
+        centred = np.full_like(y, np.nan)
+        centred[:, :-3] = mean7(y)[:, 3:]  # read only from a week on: 3 days ahead is still the past
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(centred > 0, y / centred, np.nan)
+        lags = np.stack([_shift(share, 7 * k) for k in range(1, self.daily_weeks + 1)])
+        n_ok = np.isfinite(lags).sum(axis=0)
+        weekday = _nanmedian0(lags, n_ok)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            plain = np.where(weekday > 0, y / weekday, np.nan)
+        ok = np.isfinite(plain)
+        level = np.full_like(y, np.nan)
+        for w in (7, 14, 28):  # the last week; two or four when named days fill it (Thanksgiving week)
+            n = _window_sum(ok * 1.0, w)
+            mean = _window_sum(np.where(ok, plain, 0.0), w) / np.maximum(n, 1)
+            level = np.where(np.isfinite(level) | (n < 4), level, mean)
+        return _shift(level, 1) * weekday, n_ok >= self.min_weeks
+
     def _level(self, y: np.ndarray, seasonal: np.ndarray, batch: SeriesBatch) -> np.ndarray:
         """Actual over seasonal expectation across the last season, a factor in [0.2, 5].
 
@@ -332,7 +363,7 @@ class RobustSeasonal:
         usable = np.isfinite(history)  # holidays have their own effect: leave them out here
         if batch.holiday is not None:
             usable &= ~np.broadcast_to(batch.holiday, usable.shape)
-        span = 2 * batch.season
+        span = batch.season  # the level's window (see :meth:`_weekdays`)
         n7, n_span = _window_sum(usable * 1.0, 7), _window_sum(usable * 1.0, span)
         mean7 = _window_sum(np.where(usable, history, 0.0), 7) / np.maximum(n7, 1)
         mean_span = _window_sum(np.where(usable, history, 0.0), span) / np.maximum(n_span, 1)
@@ -408,6 +439,10 @@ class RobustSeasonal:
         y = batch.value.astype(float)
         seasonal, ready = self._baseline(history, batch)
         seasonal = seasonal * self._level(history, seasonal, batch)
+        if batch.day == 1:  # daily business series: weekday shares of the week, times the level
+            rows = np.flatnonzero(batch.kind != "real")
+            if len(rows):
+                seasonal[rows], ready[rows] = self._weekdays(history[rows], batch, rows)
         if self.yearly and batch.day == 1:
             seasonal = self._yearly(history, seasonal, batch)
         named = None if batch.holiday is None else np.broadcast_to(batch.holiday, y.shape)
@@ -462,11 +497,10 @@ class RobustSeasonal:
         if young.any():  # a young series: a prior, worth half a week of residuals, and its own so far
             rows = np.flatnonzero(young.any(axis=1))
             upto = int(np.flatnonzero(young.any(axis=0))[-1]) + batch.season + 1
-            _, early, seen = _online_scale(r[rows, :upto], window=self._scale_window(batch), min_count=n_prior, seen=True)
-            prior = prior_sigma(expected, batch, rows_c, rows_r)
-            blend = prior.copy()
-            blend[rows, :upto] = np.sqrt((n_prior * prior[rows, :upto] ** 2 + seen * np.nan_to_num(early) ** 2)
-                                         / (n_prior + seen))
+            blend = np.full_like(y, np.nan)
+            blend[rows, :upto] = young_scale(r[rows, :upto], (ty / unit)[rows, :upto], expected[rows, :upto],
+                                             batch.kind[rows], batch.weight[rows, :upto], self._scale_window(batch),
+                                             n_prior)
         # a rate in [0, 1] is at least as noisy as a binomial proportion
         floor = np.full_like(y, 1e-9)
         floor[rows_c] = 0.5
@@ -517,7 +551,8 @@ class RobustSeasonal:
         for w in self.windows:
             with np.errstate(invalid="ignore", divide="ignore"):
                 zw = _window_sum(d, w, reach) / np.sqrt(_window_sum(v, w, reach))
-            zs.append(np.where(ready & scored, zw, np.nan))
+            # (not in a series' first week: against one day's profile only large changes count)
+            zs.append(np.where(ready & scored & ~first_week, zw, np.nan))
         stack = np.stack(zs)
         # calibrate: heavy-tailed series (revenue) alert past their own usual extremes, not just 4 sigma
         # (not from a first week's profile scores: they say little about the weekly expectation's)
