@@ -71,7 +71,7 @@ class Incident:
     #: metric tree, event network, market-wide)
     link_evidence: dict[str, list[str]] = field(default_factory=dict)
     #: how its market (the same metric and segment in the peer properties) moved over the same
-    #: window: peers (how many), moved (how many moved the same way by at least half as much),
+    #: window: peers (how many), moved (how many moved the same way by at least a third as much),
     #: change (their median change), text; {} without peers (see explain/segments.py)
     market: dict[str, Any] = field(default_factory=dict)
     #: most of its peers moved with it: likely external (its severity is one level lower)

@@ -272,7 +272,8 @@ class RobustSeasonal:
                 batch: SeriesBatch) -> tuple[np.ndarray, np.ndarray]:
         """Per series and bucket, the seasonal expectation or the recent level (the median of the
         last few buckets), whichever has forecast this series better lately (an online backtest).
-        Series without a seasonal rhythm, or without enough history for one, use the level."""
+        Series without a seasonal rhythm, or without enough history for one, use the level; a
+        named day (a holiday, a retail day) uses the seasonal one, which carries its effect."""
         span = max(5, batch.day // 4)
         recent = np.stack([_shift(history, k) for k in range(1, span + 1)])  # the last `span` buckets
         n_ok = np.sum(np.isfinite(recent), axis=0)
@@ -287,6 +288,8 @@ class RobustSeasonal:
         # EW(err_l) < margin * EW(err_s), that is EW(err_l - margin * err_s) < 0 (one average)
         lead = ew(np.where(both, err_l - self.level_margin * err_s, np.nan))
         use_seasonal = ready & ~(lead < 0)
+        if batch.holiday is not None:  # a named day's expectation carries its learned effect
+            use_seasonal |= ready & np.broadcast_to(batch.holiday, ready.shape)
         known = np.isfinite(lead)  # the level has a track record
         # series of unknown nature may start on the level alone; business series have a daily
         # rhythm a recent median cannot follow, so they wait for the seasonal comparison

@@ -226,8 +226,9 @@ def peer_changes(cube: Cube, scores: Scores, incident: Incident) -> dict[str, fl
 
 #: peers needed before a move can be called market-wide, and the share of them that must move
 MARKET_MIN_PEERS, MARKET_SHARE = 2, 2 / 3
-#: a peer moved with the incident when it moved the same way by at least this share of its change
-MARKET_WITH = 0.5
+#: a peer moved with the incident when it moved the same way by at least this share of its change (a
+#: third: an incident window can hold a day or two either side of the move itself)
+MARKET_WITH = 1 / 3
 #: a peer's change this small is no move at all
 MARKET_FLAT = 0.05
 
@@ -235,7 +236,7 @@ MARKET_FLAT = 0.05
 def label_market(incident: Incident) -> None:
     """Fill ``market`` and ``market_wide`` from ``peers`` (see :func:`peer_changes`), in place.
 
-    When most peers moved the same way by at least half as much (at least two thirds of two or
+    When most peers moved the same way by at least a third as much (at least two thirds of two or
     more peers), the change is market-wide ("4 of 5 stores fell ~30 %: likely external") and
     its severity is one level lower: nothing in this property alone broke. Otherwise the text
     says how the market moved, so a store that fell while its market rose reads as such."""
