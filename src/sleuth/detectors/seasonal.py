@@ -233,7 +233,7 @@ class RobustSeasonal:
                  windows: tuple[int, ...] = (3, 6, 12), tail_factor: float = 1.7,
                  min_rel_change: float = 0.1, holiday_widen: float = 1.5, share_days: int = 14,
                  level_margin: float = 0.8, recent_factor: float = 1.5, yearly: bool = True,
-                 market: bool = True, daily_weeks: int = 12, yearly_gain: float = 0.0):
+                 market: bool = True, daily_weeks: int = 12, yearly_gain: float = 0.0, daily_level: int = 14):
         self.threshold = threshold
         self.weeks = weeks
         self.min_weeks = min_weeks
@@ -246,6 +246,7 @@ class RobustSeasonal:
         self.market = market
         self.daily_weeks = daily_weeks
         self.yearly_gain = yearly_gain
+        self.daily_level = daily_level
         self.tail_factor = tail_factor
         self.min_rel_change = min_rel_change
 
@@ -325,7 +326,7 @@ class RobustSeasonal:
             plain = np.where(weekday > 0, y / weekday, np.nan)
         ok = np.isfinite(plain)
         level = np.full_like(y, np.nan)
-        for w in (7, 14, 28):  # the last week; two or four when named days fill it (Thanksgiving week)
+        for w in (self.daily_level, 2 * self.daily_level, 4 * self.daily_level):  # more when named days fill it
             n = _window_sum(ok * 1.0, w)
             mean = _window_sum(np.where(ok, plain, 0.0), w) / np.maximum(n, 1)
             level = np.where(np.isfinite(level) | (n < 4), level, mean)
@@ -366,7 +367,7 @@ class RobustSeasonal:
         usable = np.isfinite(history)  # holidays have their own effect: leave them out here
         if batch.holiday is not None:
             usable &= ~np.broadcast_to(batch.holiday, usable.shape)
-        span = batch.season  # the level's window (see :meth:`_weekdays`)
+        span = self.daily_level  # the level's window (see :meth:`_weekdays`)
         n7, n_span = _window_sum(usable * 1.0, 7), _window_sum(usable * 1.0, span)
         mean7 = _window_sum(np.where(usable, history, 0.0), 7) / np.maximum(n7, 1)
         mean_span = _window_sum(np.where(usable, history, 0.0), span) / np.maximum(n_span, 1)
