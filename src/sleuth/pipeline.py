@@ -167,13 +167,21 @@ def batch_of(cube: Cube, expected: list[dict] | None = None) -> SeriesBatch:
 
 
 def _history_notes(cube: Cube, detector) -> list[str]:
+    """What the history allows: metrics are scored from their first full day, with wider bands
+    until they are mature (see :func:`sleuth.detectors.base.maturity`)."""
+    from .detectors.base import maturity
+
     need = detector.min_history(cube.config.season)
     have = len(cube.buckets)
-    unit, per_day = ("hours", 24) if cube.config.granularity == "1h" else ("days", 1)
-    if have > need:
+    day = 24 if cube.config.granularity == "1h" else 1
+    if have >= need:
         first = cube.buckets[min(need, have - 1)]
-        return [f"alerts start once a metric has {need // per_day} days of history (from {first:%Y-%m-%d %H:%M} UTC here)"]
-    return [f"only {have} {unit} of history: a metric needs {need} {unit} before sleuth alerts on it"]
+        return [f"metrics are scored from their first full day and mature after {need // day} days of history "
+                f"(from {first:%Y-%m-%d %H:%M} UTC here); before that their bands are wider"]
+    m = maturity(have, cube.config.season, day)
+    misses = m.misses if m.misses.startswith("cannot") else f"misses {m.misses}"
+    return [f"only {m.days:g} days of history: metrics are {m.stage} (mature after {m.full_days:g} days); "
+            f"sleuth catches {m.catches}; it {misses}"]
 
 
 def _choice_notes(detector) -> list[str]:

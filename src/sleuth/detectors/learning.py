@@ -2,7 +2,7 @@
 
 Until the default detector's weekly expectation is ready (two weeks of the same hour), a
 business series (a count or a rate) is expected to repeat its **hour-of-day profile**: the
-median of the same hour over the days it has (up to a week; daily data: the last few days).
+same hour over the days it has (up to a week, a trimmed mean; daily data: the last few days).
 Its noise is not known yet either, so the band starts from an honest prior (its hour-to-hour
 roughness, at least Poisson for counts and binomial for rates, plus :data:`PRIOR_SPREAD` of its
 level for the day-to-day changes one day cannot show) and moves to the series' own residuals
@@ -42,16 +42,20 @@ def _gather_lag(a: np.ndarray, k: int, clock: np.ndarray | None, cols: np.ndarra
 
 
 def profile(history: np.ndarray, batch: SeriesBatch, cols: np.ndarray) -> np.ndarray:
-    """``[S, len(cols)]``: the median of the same hour over up to :data:`PROFILE_DAYS` earlier
-    days (daily data: of the last days), NaN where no earlier day has a value. A rate pools
+    """``[S, len(cols)]``: the typical value of the same hour over up to :data:`PROFILE_DAYS`
+    earlier days (daily data: of the last days), NaN where no earlier day has a value. A rate pools
     those days' numerators and denominators (with half an event and one unit more), so a rate
     over a handful of sessions is not expected to be 0 because most of its days had none."""
-    from .seasonal import _nanmedian0
-
     lag = lambda a: np.stack([_gather_lag(a, k * batch.day, batch.clock, cols)  # noqa: E731
                               for k in range(1, PROFILE_DAYS + 1)])
     lags = lag(history)
-    out = _nanmedian0(lags, np.isfinite(lags).sum(axis=0))
+    # a trimmed mean (the highest and lowest day left out from three on): robust to one odd day
+    # either way, and far cheaper than a median
+    n = np.isfinite(lags).sum(axis=0)
+    total = np.nansum(lags, axis=0)
+    lo, hi = np.fmin.reduce(lags, axis=0), np.fmax.reduce(lags, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(n >= 3, (total - lo - hi) / np.maximum(n - 2, 1), np.where(n > 0, total / np.maximum(n, 1), np.nan))
     rows = np.flatnonzero(batch.kind == "ratio")
     if len(rows):
         w = np.where(np.isfinite(history[rows]), np.nan_to_num(batch.weight[rows]), 0.0)

@@ -2,11 +2,17 @@
 
 Expected value: the median of the same bucket in the last ``weeks`` weeks (robust to an old
 incident in one of them), scaled by the recent level (the ratio of actual to seasonal expectation
-over the previous week), which follows trends and adapts after a lasting step change.
+over the previous week), which follows trends and adapts after a lasting step change. Daily
+counts and rates use weekday shares of the week times the level of the last two weeks, and the
+yearly move of the last years (:mod:`sleuth.detectors.daily`). Named days (holidays, retail
+days, the user's events) carry their effect learned from earlier occurrences
+(:mod:`sleuth.detectors.events`).
 
 The recent level (median of the last few buckets) competes with it by online backtest, so a
 series without rhythm, or without enough history for one, is judged against its recent level.
-A segment borrows its parent's shape times its own share at that hour of day.
+A segment borrows its parent's shape times its own share at that hour of day. A young business
+series is scored from its first full day against its hour-of-day profile, with wider bands
+(:mod:`sleuth.detectors.learning`).
 
 Noise: counts and sums are Poisson-like (variance grows with the level), ratios binomial-like
 (variance shrinks with the denominator), each times a robust scale learned online from the
@@ -14,7 +20,8 @@ series' own past residuals. Evidence: the single-bucket z score, plus z scores o
 last 3, 6 and 12 buckets, which accumulate sustained small shifts. Calibration: each series alerts
 past its own usual extremes (a running 98th percentile; for series of unknown nature also their
 recent maximum). Two passes: the second learns from a history with the first pass's anomalies
-replaced by the seasonal median. Everything at bucket t uses only buckets before t.
+replaced by the seasonal median. Then, for series with a market, the evidence of departing from
+it (:mod:`sleuth.detectors.market`). Everything at bucket t uses only buckets before t.
 """
 from __future__ import annotations
 
@@ -301,37 +308,6 @@ class RobustSeasonal:
         expected = np.where(use_seasonal, seasonal, np.where(local_ok, local, np.nan))
         return expected, use_seasonal | local_ok
 
-    def _weekdays(self, y: np.ndarray, batch: SeriesBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Daily data: each weekday's share of its own week (the day over the mean of the week
-        centred on it), the median over the last ``daily_weeks`` weeks, times the level of the
-        last week with each day taken out of its weekday's share. Unlike a median of raw days,
-        weeks of a December ramp and of a January lull then agree on what a Tuesday is. Named
-        days (holidays, retail days) are left out: they have their own effect."""
-        if batch.holiday is not None:
-            y = np.where(np.broadcast_to(batch.holiday, batch.value.shape)[rows], np.nan, y)
-
-        def mean7(a: np.ndarray) -> np.ndarray:  # the mean of the 7 days ending at each day (>= 4 of them)
-            ok = np.isfinite(a)
-            n = _window_sum(ok * 1.0, 7)
-            return np.where(n >= 4, _window_sum(np.where(ok, a, 0.0), 7) / np.maximum(n, 1), np.nan)
-
-        centred = np.full_like(y, np.nan)
-        centred[:, :-3] = mean7(y)[:, 3:]  # read only from a week on: 3 days ahead is still the past
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(centred > 0, y / centred, np.nan)
-        lags = np.stack([_shift(share, 7 * k) for k in range(1, self.daily_weeks + 1)])
-        n_ok = np.isfinite(lags).sum(axis=0)
-        weekday = _nanmedian0(lags, n_ok)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            plain = np.where(weekday > 0, y / weekday, np.nan)
-        ok = np.isfinite(plain)
-        level = np.full_like(y, np.nan)
-        for w in (self.daily_level, 2 * self.daily_level, 4 * self.daily_level):  # more when named days fill it
-            n = _window_sum(ok * 1.0, w)
-            mean = _window_sum(np.where(ok, plain, 0.0), w) / np.maximum(n, 1)
-            level = np.where(np.isfinite(level) | (n < 4), level, mean)
-        return _shift(level, 1) * weekday, n_ok >= self.min_weeks
-
     def _level(self, y: np.ndarray, seasonal: np.ndarray, batch: SeriesBatch) -> np.ndarray:
         """Actual over seasonal expectation across the last season, a factor in [0.2, 5].
 
@@ -354,45 +330,6 @@ class RobustSeasonal:
         with np.errstate(invalid="ignore", divide="ignore"):
             f = np.where(se > 0, sy / se, 1.0)
         return np.clip(f, 0.2, 5.0)
-
-    def _yearly(self, history: np.ndarray, seasonal: np.ndarray, batch: SeriesBatch) -> np.ndarray:
-        """Daily data with a year of history: anticipate the yearly shape (a December ramp, a
-        summer lull, a quarter's step) by how the level moved a year ago (52 weeks, the same
-        weekdays; averaged over the last two years when there are two) from the days the
-        current level is measured on (:meth:`_level`'s two weeks) to the week around this day,
-        where that has forecast the series at least 10 % better so far (an online backtest)."""
-        T = history.shape[1]
-        if T <= 375:
-            return seasonal
-        usable = np.isfinite(history)  # holidays have their own effect: leave them out here
-        if batch.holiday is not None:
-            usable &= ~np.broadcast_to(batch.holiday, usable.shape)
-        span = self.daily_level  # the level's window (see :meth:`_weekdays`)
-        n7, n_span = _window_sum(usable * 1.0, 7), _window_sum(usable * 1.0, span)
-        mean7 = _window_sum(np.where(usable, history, 0.0), 7) / np.maximum(n7, 1)
-        mean_span = _window_sum(np.where(usable, history, 0.0), span) / np.maximum(n_span, 1)
-        moves = []
-        for year in (364, 728):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                # the week centred on this day a year ago, over the two weeks before that day
-                ok = (_shift(n7, year - 3) >= 3) & (_shift(n_span, year + 1) >= span // 2)
-                moves.append(np.where(ok, np.log(_shift(mean7, year - 3) / _shift(mean_span, year + 1)), np.nan))
-        stacked = np.stack(moves)
-        known = np.isfinite(stacked).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):  # NaN where no year is known
-            ratio = np.exp(np.clip(np.nansum(stacked, axis=0) / np.where(known > 0, known, np.nan), -0.7, 0.7))
-        # shrink last year's move by how it compares with its usual noise (a Wiener-like factor):
-        # an ordinary week moves a few percent by chance, a December rush by far more
-        move = np.log(np.clip(ratio, 0.5, 2.0))
-        noise = 1.4826 * _online_quantile(np.abs(move), 0.5, start=0.05, step=0.005)
-        move = move * move**2 / (move**2 + noise**2)
-        with_year = np.where(np.isfinite(move), seasonal * np.exp(move), seasonal)
-        # judged over all the history so far: a yearly pattern shows only a few weeks a year
-        both = np.isfinite(ratio) & np.isfinite(history) & np.isfinite(seasonal)
-        gain = _trailing_sum(np.where(both, np.abs(history - seasonal) - np.abs(history - with_year), 0.0), T)
-        loss = _trailing_sum(np.where(both, np.abs(history - seasonal), 0.0), T)
-        better = gain > self.yearly_gain * loss
-        return np.where(better, with_year, seasonal)
 
     def score_batch(self, batch: SeriesBatch) -> Scores:
         """Two passes: the second learns from a history where the first pass's anomalies are
@@ -444,11 +381,16 @@ class RobustSeasonal:
         seasonal, ready = self._baseline(history, batch)
         seasonal = seasonal * self._level(history, seasonal, batch)
         if batch.day == 1:  # daily business series: weekday shares of the week, times the level
+            from .daily import weekday_baseline
+
             rows = np.flatnonzero(batch.kind != "real")
             if len(rows):
-                seasonal[rows], ready[rows] = self._weekdays(history[rows], batch, rows)
+                seasonal[rows], ready[rows] = weekday_baseline(history[rows], batch, rows, self.daily_weeks,
+                                                               self.daily_level, self.min_weeks)
         if self.yearly and batch.day == 1:
-            seasonal = self._yearly(history, seasonal, batch)
+            from .daily import yearly_move
+
+            seasonal = yearly_move(history, seasonal, batch, self.daily_level, self.yearly_gain)
         named = None if batch.holiday is None else np.broadcast_to(batch.holiday, y.shape)
         effect_sd = np.zeros_like(y)
         learned_holiday = np.zeros(y.shape, bool)
