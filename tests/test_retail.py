@@ -158,3 +158,38 @@ def test_market_wide_incidents_are_labelled_grouped_and_less_severe():
     pair = _incident("web", -0.4, {"app": -0.38})
     label_market(pair)
     assert not pair.market_wide and pair.market["peers"] == 1
+
+
+def test_the_generated_stores_follow_the_retail_calendar_and_carry_their_truth():
+    from sleuth.datasets.retail import STORES, generate_retail
+
+    events, truth = generate_retail(years=2, scale=0.1, seed=3)
+    day = events["timestamp"].dt.floor("D")
+    sessions = events[events["event"] == "session_start"].groupby(["property", day]).size().unstack(0)
+    kinds = {t.kind for t in truth}
+    assert {"traffic_drop", "traffic_spike", "conversion_drop", "aov_glitch", "market_drop",
+            "missing_black_friday"} <= kinds
+    assert sum(t.kind == "market_drop" for t in truth) == len(STORES)
+    names = pd.Series(calendar_names(sessions.index, ["US"]), index=sessions.index)
+    bf = names[names == "Black Friday"].index
+    week_before = lambda d: sessions.loc[d - pd.Timedelta(days=7)]  # noqa: E731
+    assert (sessions.loc[bf[0]] / week_before(bf[0]) > 1.8).all()  # every store's Black Friday lift
+    missing = next(t for t in truth if t.kind == "missing_black_friday")
+    lift = sessions.loc[bf[-1]] / week_before(bf[-1])
+    assert lift[missing.property] < 1.4 and (lift.drop(missing.property) > 1.8).all()
+    # the summer sale is store_c's own
+    sale = [d for d in sessions.index if rule_date("second Tuesday of July", d.year) == d.date()]
+    jump = sessions.loc[sale[0]] / week_before(sale[0])
+    assert jump["store_c"] > 1.4 and (jump.drop("store_c") < 1.3).all()
+
+
+def test_bench_retail_runs_end_to_end(run_cli):
+    res = run_cli("bench", "retail", "--years", "2", "--scale", "0.05", "--no-baselines", "--json", timeout=180)
+    assert res.returncode == 0, res.stderr
+    import json
+
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    m = out["methods"]["sleuth"]
+    assert m["injected"] == len(out["truth"]) == 17 and len(m["per_incident"]) == 17
+    assert m["false_alarms_special"] + m["false_alarms_other"] == len(m["false_alarm_list"])
+    assert set(out["methods"]) == {"sleuth"}

@@ -97,7 +97,7 @@ def learned_effects(batch: SeriesBatch, base: np.ndarray, noise: np.ndarray) -> 
     rows = np.arange(S)
     parent = batch.parent if batch.parent is not None else np.full(S, -1)
     group = batch.peer_group
-    var1 = np.where(np.isfinite(noise), noise, 0.3) ** 2  # one observation's variance (log units)
+    var1 = np.fmax(np.where(np.isfinite(noise), noise, 0.3), 1e-3) ** 2  # one observation's variance (log units)
     prior_cols: list[int] = []
     for t in np.flatnonzero(named.any(axis=0)):  # named buckets in time order, all series at once
         r = ref[:, t]
@@ -118,7 +118,7 @@ def learned_effects(batch: SeriesBatch, base: np.ndarray, noise: np.ndarray) -> 
     if not len(cols):
         return effect, learned, sd
     e_own, n = est[:, cols], n_own[:, cols]
-    own_var = np.where(n > 0, var1[:, cols] / np.maximum(n, 1), np.inf)
+    own_var = var1[:, cols] / np.maximum(n, 1)
     # priors: a segment's parent, else the mean of its market peers
     peer_mean, peers = _peer_mean(e_own, n, group)
     has_parent = parent >= 0
