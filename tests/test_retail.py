@@ -193,3 +193,18 @@ def test_bench_retail_runs_end_to_end(run_cli):
     assert m["injected"] == len(out["truth"]) == 17 and len(m["per_incident"]) == 17
     assert m["false_alarms_special"] + m["false_alarms_other"] == len(m["false_alarm_list"])
     assert set(out["methods"]) == {"sleuth"}
+
+
+def test_daily_scores_with_calendar_and_market_use_no_later_data():
+    """The daily path (weekday shares, yearly move, learned events, the market) is causal: the
+    scores of a prefix equal the head of the scores of the whole."""
+    from dataclasses import replace
+
+    days, names, y, b = stores(years=2, seed=5, missing_bf=2)
+    det = get_detector("seasonal")
+    full = det.score_batch(b)
+    for cut in (400, 690, 700):  # the last two around Black Friday
+        part = det.score_batch(replace(b, value=y[:, :cut], weight=b.weight[:, :cut], holiday=b.holiday[:cut],
+                                       holiday_ref=b.holiday_ref[:cut], event_names=names[:cut], time=days[:cut]))
+        for field in ("expected", "lower", "upper", "z", "anomaly_score", "is_anomaly"):
+            np.testing.assert_array_equal(getattr(part, field), getattr(full, field)[:, :cut], err_msg=f"{field} {cut}")
