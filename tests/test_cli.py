@@ -157,7 +157,7 @@ def test_score_verb_single_and_many_series(tmp_path):
     proc = sleuth("score", single, "--out", tmp_path / "scored.csv")
     assert proc.returncode == 0, proc.stderr
     scored = pd.read_csv(tmp_path / "scored.csv")
-    assert list(scored.columns) == ["timestamp", "value", "anomaly_score", "is_anomaly"]
+    assert list(scored.columns) == ["timestamp", "value", "anomaly_score", "is_anomaly", "learning"]
     assert len(scored) == len(y) and scored["anomaly_score"].between(0, 1).all()
     assert scored["is_anomaly"].iloc[-30:-27].all()
     assert scored["is_anomaly"].iloc[:-30].mean() < 0.01
@@ -170,7 +170,7 @@ def test_score_verb_single_and_many_series(tmp_path):
     assert proc.returncode == 0, proc.stderr
     from io import StringIO
     out = pd.read_csv(StringIO(proc.stdout))
-    assert list(out.columns) == ["series_id", "timestamp", "value", "anomaly_score", "is_anomaly"]
+    assert list(out.columns) == ["series_id", "timestamp", "value", "anomaly_score", "is_anomaly", "learning"]
     assert out.groupby("series_id").is_anomaly.sum().min() >= 3
 
     head = tmp_path / "head.csv"

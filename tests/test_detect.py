@@ -246,7 +246,10 @@ def test_daily_holidays_are_learned_from_last_year():
     hol = holiday & last_year
     assert hol.sum() >= 8
     assert not s.is_anomaly[0, hol].any()
-    assert np.all(np.abs(s.expected[0, hol] / y[hol] - 1) < 0.15)
+    err = np.abs(s.expected[0, hol] / y[hol] - 1)
+    # within a few percent; Christmas, on the steep side of a rush that doubles orders within
+    # nine days, within 20 % (the baseline of daily data averages eight weeks: less noise, more lag)
+    assert np.median(err) < 0.05 and np.all(err < 0.2), err
     # the same holidays in the first year, with nothing to learn from, are flagged
     assert s.is_anomaly[0, holiday & (days >= "2023-02-01") & (days < "2024-01-01")].sum() >= 3
 
@@ -332,3 +335,70 @@ def test_an_incident_on_a_holiday_names_it():
         [inc] = [i for i in result.incidents if i.start.startswith("2026-07-04")]
         found[bool(holidays)] = inc.holiday
     assert found == {True: "Independence Day (US)", False: None}
+
+
+def test_a_metric_is_scored_from_its_first_full_day_and_its_band_tightens():
+    """What a new metric gets after 1 day, 1 week and 3 weeks of history: the next day is scored,
+    a normal day raises nothing, the band narrows, and a large spike is caught from day two."""
+    from sleuth.detectors.base import maturity
+
+    y = seasonal_counts(weeks=4, level=100, seed=21)[0]
+    det = get_detector("seasonal")
+    assert not det.score_batch(batch(y[:24])).ready.any()  # nothing before a full day
+    width, stages = {}, {}
+    for days in (1, 7, 21):
+        s = det.score_batch(batch(y[:(days + 1) * 24]))
+        nxt = slice(days * 24, (days + 1) * 24)
+        assert s.ready[0, nxt].all() and not s.is_anomaly[0, nxt].any()
+        assert s.first[0] == 0
+        width[days] = np.median((s.upper[0, nxt] - s.lower[0, nxt]) / s.expected[0, nxt])
+        stages[days] = maturity(days * 24, WEEK, 24).stage
+    assert width[1] > width[7] > width[21]
+    assert stages == {1: "first day", 7: "learning", 21: "mature"}
+    spiked = y[:48].copy()
+    spiked[36] *= 3
+    dropped = y[:48].copy()
+    dropped[30:33] = 0
+    assert det.score_batch(batch(spiked)).is_anomaly[0, 36]
+    assert det.score_batch(batch(dropped)).is_anomaly[0, 30:33].all()
+
+
+def test_maturity_says_what_a_series_can_and_cannot_catch():
+    from sleuth.detectors.base import maturity
+
+    new = maturity(10, WEEK, 24)
+    assert new.stage == "first day" and new.learning and new.catches.startswith("nothing yet")
+    week = maturity(5 * 24, WEEK, 24)
+    assert week.stage == "learning" and "hour-of-day profile" in week.catches and "weekend" in week.misses
+    assert week.days == 5 and week.full_days == 21
+    grown = maturity(30 * 24, WEEK, 24)
+    assert grown.stage == "mature" and not grown.learning
+    daily = maturity(100, 7, 1)
+    assert daily.stage == "mature" and "Black Friday" in daily.misses  # a year of history learns yearly events
+    assert "Black Friday" not in maturity(400, 7, 1).misses
+
+
+def test_score_marks_rows_scored_while_learning_and_scores_from_early_on():
+    y = seasonal_counts(weeks=4, seed=6)[0]
+    y[20 * 24 + 12] *= 4
+    ts = pd.date_range("2026-01-05", periods=len(y), freq="h")
+    out = score_frame(pd.DataFrame({"timestamp": ts, "value": y, "_ts": ts, "_value": y}))
+    assert list(out.columns) == ["timestamp", "value", "anomaly_score", "is_anomaly", "learning"]
+    assert out["learning"].iloc[: 21 * 24].eq(1).all() and out["learning"].iloc[21 * 24:].eq(0).all()
+    assert out["is_anomaly"].iat[20 * 24 + 12] == 1  # caught while still learning
+
+
+def test_sparse_counts_do_not_alert_on_the_first_one_after_zeros():
+    rng = np.random.default_rng(8)
+    n = 60 * 24 * 5
+    ts = pd.date_range("2026-01-01", periods=n, freq="min")
+    y = rng.poisson(0.005, n).astype(float)
+    y[n - 300] = 0
+    y[n - 200] = 1
+    y[n - 200 - 1440:n - 200] = 0  # a day of zeros, then a 1
+    y[n - 50] = 9  # a burst of nine events in a minute
+    out = score_frame(pd.DataFrame({"timestamp": ts, "value": y, "_ts": ts, "_value": y}))
+    ones = y == 1
+    assert ones.sum() > 10
+    assert out["is_anomaly"].to_numpy()[ones].sum() == 0 and out["anomaly_score"].to_numpy()[ones].max() < 0.5
+    assert out["is_anomaly"].iat[n - 50] == 1

@@ -6,6 +6,7 @@ input) run for these detectors too: they are parametrised over every registered 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sleuth.detectors.base import SeriesBatch, available, get_detector
@@ -114,7 +115,7 @@ def test_cli_selects_a_detector_and_rejects_an_unknown_one(tmp_path, run_cli):
     good = run_cli("score", path, "--detector", "mstl", timeout=120)
     assert good.returncode == 0, good.stderr
     lines = good.stdout.strip().splitlines()
-    assert lines[0].endswith("anomaly_score,is_anomaly") and len(lines) == len(y) + 1
+    assert lines[0].endswith("anomaly_score,is_anomaly,learning") and len(lines) == len(y) + 1
 
 
 def test_pipeline_runs_auto_and_notes_its_choice():
@@ -164,3 +165,23 @@ def test_a_series_own_sensitivity_scales_its_whole_calibrated_band(name):
     ratio = width(keen) / width(plain)
     assert np.nanmedian(ratio) == pytest.approx(0.5, rel=0.15)
     assert keen.is_anomaly[1].sum() >= plain.is_anomaly[1].sum()
+
+
+def test_prophet_takes_the_calendar_as_its_holidays():
+    """Prophet with ``holidays=True`` gets every named day as a holiday regressor on real dates
+    (here without sleuth's own learned effects, ``holiday_ref``, which any detector applies)."""
+    from sleuth.calendar import calendar_names
+
+    days = pd.date_range("2023-01-02", periods=2 * 365 + 40, freq="D")
+    names = np.array(calendar_names(days, ["US"]), dtype=object)
+    rng = np.random.default_rng(3)
+    mean = 500 * np.where(days.dayofweek >= 5, 1.3, 1.0) * np.where(names == "Black Friday", 3.0, 1.0)
+    y = rng.poisson(mean).astype(float)[None]
+    b = SeriesBatch(value=y, weight=np.full_like(y, np.nan), kind=np.array(["count"]), season=7, day=1,
+                    holiday=names != None, event_names=names, time=days)  # noqa: E711
+    bf = int(np.flatnonzero(names == "Black Friday")[-1])
+    err = {}
+    for holidays in (True, False):
+        s = get_detector("prophet", holidays=holidays, refit=91).score_batch(b)
+        err[holidays] = abs(s.expected[0, bf] / y[0, bf] - 1)
+    assert err[True] < 0.2 < err[False]

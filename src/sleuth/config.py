@@ -194,6 +194,45 @@ class NotifyRoute(_Model):
         return a <= local < b if a <= b else (local >= a or local < b)
 
 
+class CalendarEvent(_Model):
+    """One of the user's own recurring events (``calendar:``): explicit first days or a rule,
+    ``days`` long, for some properties only. Its effect on each series is learned from its
+    earlier occurrences, as a holiday's is."""
+
+    name: str
+    #: the first day of each occurrence, e.g. ``[2024-07-09, 2025-07-08]``
+    dates: list[dt.date] | None = None
+    #: a rule repeated every year: ``second Tuesday of July``, ``last Friday of November``,
+    #: ``ISO week 27`` (the whole week), ``July 4``, ``Easter+1``
+    rule: str | None = None
+    #: how many days each occurrence lasts (default 1; 7 for an ISO week)
+    days: int | None = Field(default=None, ge=1, le=31)
+    #: the properties it applies to (default: all)
+    properties: list[str] | None = None
+
+    @field_validator("rule")
+    @classmethod
+    def _rule_ok(cls, v: str | None) -> str | None:
+        if v is not None:
+            from .calendar import parse_rule
+
+            parse_rule(v)  # ValueError names the accepted forms
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CalendarEvent":
+        if (self.dates is None) == (self.rule is None):
+            raise ValueError(f"calendar event {self.name!r} needs either 'dates' (a list of first days) or 'rule' "
+                             "(such as 'second Tuesday of July'), not both")
+        return self
+
+    def to_event(self):
+        from .calendar import Event
+
+        return Event(self.name, tuple(self.dates or ()), self.rule, self.days,
+                     None if self.properties is None else tuple(self.properties))
+
+
 class Config(_Model):
     granularity: Literal["1h", "1d"] = "1h"
     timezone: str = "UTC"
@@ -211,6 +250,14 @@ class Config(_Model):
     max_segments: int = Field(default=25, gt=0)
     #: detection sensitivity: band half-width in robust standard deviations
     threshold: float = Field(default=4.0, gt=0)
+    #: the retail days the ``holidays`` package lacks (Black Friday, Cyber Monday, Christmas Eve,
+    #: Boxing Day, Easter, Mother's Day, Singles' Day, ...): their effect is learned like a holiday's
+    retail_days: bool = True
+    #: the user's own recurring events (a sale, a launch week), each learned like a holiday
+    calendar: list[CalendarEvent] = Field(default_factory=list)
+    #: groups of properties that form a market (each incident says how its market moved); default:
+    #: all the properties of the deployment form one
+    peers: list[list[str]] | None = None
     notify: list[NotifyRoute] = Field(default_factory=list)
     store: str | None = None
     #: where people open the dashboard (``sleuth dashboard``), e.g. ``http://127.0.0.1:8501``;
@@ -249,6 +296,22 @@ class Config(_Model):
                     raise ValueError(f"metric name {m.name!r} is used twice")
                 seen.add(m.name)
         return self
+
+    @model_validator(mode="after")
+    def _peers_ok(self) -> "Config":
+        seen: set[str] = set()
+        for group in self.peers or []:
+            if len(group) < 2:
+                raise ValueError(f"peers: each group needs at least two properties; got {group}")
+            twice = seen & set(group)
+            if twice:
+                raise ValueError(f"peers: property {sorted(twice)[0]!r} is in two groups")
+            seen |= set(group)
+        return self
+
+    def calendar_events(self) -> list:
+        """The user's events as :class:`sleuth.calendar.Event` objects."""
+        return [e.to_event() for e in self.calendar]
 
     @property
     def step(self) -> dt.timedelta:
@@ -303,7 +366,7 @@ def _allowed_keys(parent: str | None) -> list[str]:
     if parent:
         name = re.sub(r"\[\d+\]", "", parent).split(".")[-1]
         model = {"metrics": Metric, "numerator": Aggregate, "denominator": Aggregate,
-                 "columns": Columns, "notify": NotifyRoute}.get(name, Config)
+                 "columns": Columns, "notify": NotifyRoute, "calendar": CalendarEvent}.get(name, Config)
     return list(model.model_fields)
 
 

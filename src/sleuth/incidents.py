@@ -68,11 +68,21 @@ class Incident:
     #: variation, 0..1), moves out of it, moved (moves that went elsewhere), q; {} when none did
     disrupted_event: dict[str, Any] = field(default_factory=dict)
     #: for each incident this one is directly linked to: why (time overlap, shared root cause,
-    #: metric tree, event network)
+    #: metric tree, event network, market-wide)
     link_evidence: dict[str, list[str]] = field(default_factory=dict)
     #: actual minus expected revenue over the incident's window and segment (negative: lost), when
     #: the data has revenue and it left its band then; None otherwise
     revenue_at_stake: float | None = None
+    #: how its market (the same metric and segment in the peer properties) moved over the same
+    #: window: peers (how many), moved (how many moved the same way by at least a third as much),
+    #: change (their median change), text; {} without peers (see explain/segments.py)
+    market: dict[str, Any] = field(default_factory=dict)
+    #: most of its peers moved with it: likely external (its severity is one level lower)
+    market_wide: bool = False
+    #: when its series was still learning at the incident's start (under 3 weeks of history): the
+    #: stage, the days of history it had, the days at which it is mature, and what it can and cannot
+    #: catch yet (see :func:`sleuth.detectors.base.maturity`); None for a mature series
+    learning: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,11 +210,22 @@ def _evidence(anomaly_score: np.ndarray) -> np.ndarray:
 
 
 def segment_flags(cube: Cube, scores: Scores) -> np.ndarray:
-    """Stricter flags for segment series: strong, large and not on a trickle of volume."""
+    """Stricter flags for segment series: the runs of anomalous buckets that hold at least one
+    strong, large bucket (evidence 1.5x the threshold, a change of half the expected value). The
+    whole run is the incident, so its volume and its window are the change's, not only its peak's
+    (a 6-hour price glitch whose evidence peaks in 2 of its hours is 6 hours of orders)."""
     evidence = _evidence(scores.anomaly_score)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.abs(cube.value - scores.expected) / np.abs(scores.expected)
-    return scores.is_anomaly & (evidence >= SEGMENT_EVIDENCE) & (np.nan_to_num(rel) >= SEGMENT_MIN_CHANGE)
+    strong = scores.is_anomaly & (evidence >= SEGMENT_EVIDENCE) & (np.nan_to_num(rel) >= SEGMENT_MIN_CHANGE)
+    flags = scores.is_anomaly
+    starts = flags & ~np.pad(flags, ((0, 0), (1, 0)))[:, :-1]
+    run = np.where(flags, np.cumsum(starts, axis=1), 0)  # 1, 2, ... per run of flags; 0 outside
+    keep = np.zeros((flags.shape[0], int(run.max()) + 1), bool)
+    rows, cols = np.nonzero(strong)
+    keep[rows, run[rows, cols]] = True
+    keep[:, 0] = False
+    return keep[np.arange(flags.shape[0])[:, None], run]
 
 
 def _volume(cube: Cube, scores: Scores, i: int, a: int, b: int) -> float:

@@ -8,13 +8,13 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .calendar import holiday_names, holiday_reference, local_clock
+from .calendar import calendar_names, holiday_reference, local_clock, local_times
 from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
 from .explain.links import event_network_links, link_incidents
 from .explain.paths import disrupted_event_for, path_change, transition_counts, transitions_for
-from .explain.segments import explain_incident, peer_changes
+from .explain.segments import explain_incident, label_market, peer_changes
 from .incidents import Incident, find_incidents, incidents_frame, revenue_at_stake, revenue_metric
 from .ingest import Events, load_events
 from .metrics.cube import TOTAL, Cube, build_cube
@@ -44,6 +44,12 @@ class Detection:
 
     def to_jsonl(self) -> str:
         return "\n".join(i.to_json() for i in self.incidents)
+
+    def learning(self) -> dict[tuple[str, str], Any]:
+        """``(property, metric) -> Maturity`` of each metric's total series at the end of the data,
+        for the metrics still learning (under 3 weeks of history: wider bands, see
+        :func:`sleuth.detectors.base.maturity`)."""
+        return learning_status(self.cube, self.scores)
 
     def series(self, metric: str, property: str | None = None, dimension: str = "", segment: str = "") -> pd.DataFrame:
         """One series with its expected value and band, for plots and notebooks."""
@@ -112,14 +118,55 @@ def _threshold_factor(cube: Cube) -> np.ndarray | None:
     return None if (own == default).all() else own / default
 
 
+def calendar_of(cube: Cube) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The calendar as the detector sees it: ``(holiday, holiday_ref, names)``, each ``[T]``, or
+    ``[S, T]`` when some of the user's events belong to some properties only; Nones when no
+    bucket carries a name (public holidays, retail days, the user's events: see
+    :func:`sleuth.calendar.calendar_names`)."""
+    cfg = cube.config
+    events = cfg.calendar_events()
+    if not (cfg.holidays or cfg.retail_days or events) or not len(cube.buckets):
+        return None, None, None
+    name = lambda prop=None: calendar_names(cube.buckets, cfg.holidays, cfg.timezone, cfg.retail_days,  # noqa: E731
+                                            events, prop)
+    if any(e.properties is not None for e in events):
+        props = cube.keys.property.to_numpy()
+        per = {p: name(p) for p in dict.fromkeys(props)}
+        names = np.array([per[p] for p in props], dtype=object)
+        refs = {p: holiday_reference(cube.buckets, n) for p, n in per.items()}
+        ref = np.stack([refs[p] for p in props])
+    else:
+        names = np.array(name(), dtype=object)
+        ref = holiday_reference(cube.buckets, list(names))
+    holiday = names != None  # noqa: E711 (elementwise on an object array)
+    if not holiday.any():
+        return None, None, None
+    return holiday, ref, names
+
+
+def peer_groups(cube: Cube) -> np.ndarray | None:
+    """``[S]``: for each series, its market (the same metric and segment in the properties of one
+    ``peers:`` group, by default all properties), or -1 when it has fewer than two peers."""
+    k = cube.keys
+    props = k.property.astype(str).to_numpy()
+    groups = cube.config.peers or [sorted(set(props))]
+    market = np.full(len(props), -1)
+    for g, members in enumerate(groups):
+        market[np.isin(props, members)] = g
+    key = pd.Series(list(zip(market, k.metric, k.dimension, k.segment)))
+    gid = key.factorize()[0]
+    size = np.bincount(gid)[gid]
+    return np.where((market >= 0) & (size >= 3), gid, -1) if (size >= 3).any() else None
+
+
 def batch_of(cube: Cube, expected: list[dict] | None = None) -> SeriesBatch:
     kind = np.array(["ratio" if cube.metrics[m].is_ratio else "count" for m in cube.keys.metric])
     cfg = cube.config
-    names = holiday_names(cube.buckets, cfg.holidays, cfg.timezone) if cfg.holidays else None
-    holiday = None if names is None else np.array([n is not None for n in names])
+    holiday, holiday_ref, names = calendar_of(cube)
     return SeriesBatch(value=cube.value, weight=cube.denominator, kind=kind, season=cfg.season,
                        day=24 if cfg.granularity == "1h" else 1, holiday=holiday, parent=cube.parents(),
-                       holiday_ref=None if names is None else holiday_reference(cube.buckets, names),
+                       holiday_ref=holiday_ref, event_names=names, peer_group=peer_groups(cube),
+                       time=local_times(cube.buckets, cfg.timezone),
                        expected_ref=expected_refs(cube, expected or []),
                        threshold_factor=_threshold_factor(cube),
                        clock=local_clock(cube.buckets, cfg.timezone) if cfg.granularity == "1h" else None)
@@ -154,13 +201,75 @@ def respect_range(cube: Cube, scores):
 
 
 def _history_notes(cube: Cube, detector) -> list[str]:
+    """What the history allows: metrics are scored from their first full day, with wider bands
+    until they are mature (see :func:`sleuth.detectors.base.maturity`)."""
+    from .detectors.base import maturity
+
     need = detector.min_history(cube.config.season)
     have = len(cube.buckets)
-    unit, per_day = ("hours", 24) if cube.config.granularity == "1h" else ("days", 1)
-    if have > need:
+    day = 24 if cube.config.granularity == "1h" else 1
+    if have >= need:
         first = cube.buckets[min(need, have - 1)]
-        return [f"alerts start once a metric has {need // per_day} days of history (from {first:%Y-%m-%d %H:%M} UTC here)"]
-    return [f"only {have} {unit} of history: a metric needs {need} {unit} before sleuth alerts on it"]
+        return [f"metrics are scored from their first full day and mature after {need // day} days of history "
+                f"(from {first:%Y-%m-%d %H:%M} UTC here); before that their bands are wider"]
+    m = maturity(have, cube.config.season, day)
+    misses = m.misses if m.misses.startswith("cannot") else f"misses {m.misses}"
+    return [f"only {m.days:g} days of history: metrics are {m.stage} (mature after {m.full_days:g} days); "
+            f"sleuth catches {m.catches}; it {misses}"]
+
+
+def _day(cube: Cube) -> int:
+    return 24 if cube.config.granularity == "1h" else 1
+
+
+def learning_status(cube: Cube, scores: Scores) -> dict[tuple[str, str], Any]:
+    """``(property, metric) -> Maturity`` at the end of the data, for each total still learning."""
+    from .detectors.base import maturity
+
+    out = {}
+    T = len(cube.buckets)
+    for i in cube.totals():
+        first = int(scores.first[i]) if getattr(scores, "first", None) is not None else 0
+        if first < 0:
+            continue
+        m = maturity(T - first, cube.config.season, _day(cube))
+        if m.learning:
+            out[(str(cube.keys.property.iat[i]), str(cube.keys.metric.iat[i]))] = m
+    return out
+
+
+def learning_note(status: dict[tuple[str, str], Any], total: int) -> list[str]:
+    """One line on the metrics still learning, for ``detect``, ``run`` and the report."""
+    if not status:
+        return []
+    youngest = min(status.values(), key=lambda m: m.days)
+    n = len(status)
+    return [f"{n} of {total} metric{'s' if total != 1 else ''} still learning (the youngest has {youngest.days:g} of "
+            f"the {youngest.full_days:g} days it needs): it catches {youngest.catches}; it {youngest.misses}"
+            if youngest.misses.startswith("cannot") else
+            f"{n} of {total} metric{'s' if total != 1 else ''} still learning (the youngest has {youngest.days:g} of "
+            f"the {youngest.full_days:g} days it needs): it catches {youngest.catches}; it misses {youngest.misses}"]
+
+
+def mark_learning(cube: Cube, scores: Scores, incidents: list[Incident]) -> None:
+    """Each incident found while its series was still learning says so, and what it can catch."""
+    from dataclasses import asdict
+
+    from .detectors.base import maturity
+
+    first = getattr(scores, "first", None)
+    if first is None:
+        return
+    for inc in incidents:
+        dim, seg = next(iter(inc.segment.items())) if inc.segment else (TOTAL, TOTAL)
+        try:
+            i = cube.index(inc.property, inc.metric, dim, seg)
+        except KeyError:
+            continue
+        at = int(np.searchsorted(cube.buckets, inc.start_time()))
+        m = maturity(at - int(first[i]), cube.config.season, _day(cube)) if first[i] >= 0 else None
+        inc.learning = {"stage": m.stage, **{k: v for k, v in asdict(m).items() if k != "stage"}} \
+            if m is not None and m.learning else None
 
 
 def _choice_notes(detector) -> list[str]:
@@ -171,6 +280,21 @@ def _choice_notes(detector) -> list[str]:
     names, counts = np.unique(chosen.astype(str), return_counts=True)
     return [f"detector {detector.name}: " + ", ".join(f"{n} for {c} of {len(chosen)} series" for n, c in zip(names, counts))
             + " (latest week, chosen by backtest)"]
+
+
+def _name_days(cube: Cube, incidents: list[Incident]) -> None:
+    """Each incident's ``holiday``: the calendar name of its first day (a public holiday, a retail
+    day or the user's own event of its property)."""
+    cfg = cube.config
+    events = cfg.calendar_events()
+    if not incidents or not (cfg.holidays or cfg.retail_days or events):
+        return
+    per_property = any(e.properties is not None for e in events)
+    for prop in dict.fromkeys(inc.property if per_property else None for inc in incidents):
+        mine = [inc for inc in incidents if prop is None or inc.property == prop]
+        starts = pd.DatetimeIndex([inc.start_time() for inc in mine])
+        for inc, name in zip(mine, calendar_names(starts, cfg.holidays, cfg.timezone, cfg.retail_days, events, prop)):
+            inc.holiday = name
 
 
 def detect(source: Any, config: Config | dict | str | Path | None = None, *, since: Any = None,
@@ -200,6 +324,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     scores = respect_range(cube, det.score_batch(batch_of(cube, expected)))
     say(STAGES[3])
     incidents = find_incidents(cube, scores, since=t_since)
+    mark_learning(cube, scores, incidents)
     say(STAGES[4])
     paths: dict[tuple, tuple] = {}  # linked incidents share a window: one path query each
     money = revenue_metric(cube, events.mapping.get("revenue"))
@@ -207,15 +332,13 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
         explain_incident(events, cube, scores, inc)
         inc.revenue_at_stake = revenue_at_stake(cube, scores, inc, money)
         inc.peers = peer_changes(cube, scores, inc)
+        label_market(inc)
         key = (inc.property, tuple(sorted(inc.segment.items())), inc.start, inc.end)
         if key not in paths:
             table, disrupted = path_change(events, inc.start_time(), inc.end_time(), inc.property, inc.segment)
             paths[key] = (transitions_for(table), disrupted_event_for(disrupted))
         inc.transitions, inc.disrupted_event = paths[key]
-    if cfg.holidays and incidents:
-        starts = pd.DatetimeIndex([inc.start_time() for inc in incidents])
-        for inc, name in zip(incidents, holiday_names(starts, cfg.holidays, cfg.timezone)):
-            inc.holiday = name
+    _name_days(cube, incidents)
     step = pd.Timedelta(cfg.step)
     network = event_network_links(
         incidents, cube.metrics, step,

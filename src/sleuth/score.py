@@ -6,7 +6,12 @@ the file equals the head of the result for the whole file.
 The series are of unknown nature: the detector's evidence is joined by novelty (a value, a recent
 mean or a deviation from the expected value beyond everything of the last weeks), and
 ``anomaly_score`` is an alert score, high on the first row of an incident and silent on its
-repeats; ``is_anomaly`` marks the incident's rows from that alert on.
+repeats; ``is_anomaly`` marks the incident's rows from that alert on. ``learning`` (1/0) marks
+rows scored while the series was still learning (less than three weeks of its data, three days
+for data finer than hourly: see :func:`sleuth.detectors.base.maturity`), whose bands are wider.
+
+A series that has only ever counted (non-negative whole numbers, such as per-minute counts of a
+rare event) is at least as noisy as Poisson counts: its first 1 after zeros is no alert.
 """
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .calendar import holiday_mask
-from .detectors.base import SeriesBatch, get_detector
+from .detectors.base import MATURE_WEEKS, SeriesBatch, get_detector
+from .detectors.seasonal import count_like
 from .detectors.novelty import alert_onsets, incident_rows, novelty_score, stricter
 from .errors import InputError
 
@@ -116,17 +122,23 @@ def score_frame(df: pd.DataFrame, granularity: str | None = None, holidays: list
     batch = SeriesBatch(value=y, weight=np.full_like(y, np.nan), kind=np.full(len(order), "real"),
                         season=season, day=day, holiday=widen)
     scores = get_detector(detector, threshold=threshold).score_batch(batch)
-    novel = novelty_score(y, scores.expected, day)
+    novel = novelty_score(y, scores.expected, day, count_like(y))
     level = stricter(np.fmax(scores.anomaly_score, novel), ALERT_EVIDENCE)
     alert = alert_onsets(level)
     flags = incident_rows(alert >= 0.5, (level >= 0.5) & (scores.is_anomaly | (novel >= 0.5)))
+    # scored while still learning: less history than a mature series has (see ``maturity``)
+    age = np.arange(y.shape[1])[None, :] - scores.first[:, None]
+    young = (scores.first[:, None] < 0) | (age < MATURE_WEEKS * season)
     out = df.drop(columns=["_ts", "_value"]).copy()
     score = np.zeros(len(df))
     flag = np.zeros(len(df), dtype=bool)
+    learning = np.zeros(len(df), dtype=bool)
     for r, key in enumerate(order):
         ix = groups[key]
         score[ix] = alert[r, : len(ix)]
         flag[ix] = flags[r, : len(ix)]
+        learning[ix] = young[r, : len(ix)]
     out["anomaly_score"] = np.round(score, 6)
     out["is_anomaly"] = flag.astype(int)
+    out["learning"] = learning.astype(int)
     return out

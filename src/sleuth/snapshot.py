@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -115,6 +115,9 @@ class Snapshot:
     created: str | None = None      # when (ISO, UTC)
     data_end: str | None = None     # the end of the last complete bucket it saw (ISO, UTC)
     detection: Any = None           # the live Detection it was made from, when it was
+    #: "property|metric" -> the maturity of each metric still learning (stage, days, full_days,
+    #: catches, misses): wider bands, fewer things caught (see sleuth.detectors.base.maturity)
+    learning: dict[str, dict] = field(default_factory=dict)
 
     # -- made from a detection -----------------------------------------------------------------------
     @classmethod
@@ -128,13 +131,15 @@ class Snapshot:
                    segments=_block(cube, scores, np.flatnonzero(~is_total), keep_segment),
                    incidents=list(det.incidents), charts={i.id: chart_of(cube, scores, i) for i in det.incidents},
                    notes=list(det.notes), revenue_column=det.events.mapping.get("revenue"),
-                   data_end=f"{end:%Y-%m-%dT%H:%M:%SZ}", detection=det)
+                   data_end=f"{end:%Y-%m-%dT%H:%M:%SZ}", detection=det,
+                   learning={f"{p}|{m}": asdict(mat) for (p, m), mat in det.learning().items()})
 
     # -- to and from the store -----------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
         return {"source": self.source, "config": self.config.to_dict() | {"notify": [], "store": None},
                 "metrics": [m.model_dump(mode="json", exclude_none=True) for m in self.metrics.values()],
                 "notes": self.notes, "revenue_column": self.revenue_column, "data_end": self.data_end,
+                "learning": self.learning,
                 "totals": {"keys": self.totals.keys.to_dict("list"), "start": _iso(self.totals.buckets)},
                 "segments": {"keys": self.segments.keys.to_dict("list"), "start": _iso(self.segments.buckets)}}
 
@@ -161,7 +166,7 @@ class Snapshot:
         metrics = {m["name"]: Metric.model_validate(m) for m in meta["metrics"]}
         return cls(source=meta["source"], config=config, metrics=metrics, totals=block("totals"),
                    segments=block("segments"), notes=meta.get("notes", []), revenue_column=meta.get("revenue_column"),
-                   run=run, created=created, data_end=meta.get("data_end"))
+                   run=run, created=created, data_end=meta.get("data_end"), learning=meta.get("learning", {}))
 
     # -- what the surfaces ask --------------------------------------------------------------------------
     @property
@@ -185,6 +190,18 @@ class Snapshot:
     @property
     def dimensions(self) -> list[str]:
         return sorted(x for x in self.segments.keys.dimension.unique() if x)
+
+    def learning_text(self) -> str | None:
+        """A banner's sentence when metrics are still learning, else None."""
+        if not self.learning:
+            return None
+        young = min(self.learning.values(), key=lambda m: m["days"])
+        names = sorted({k.split("|", 1)[1] for k in self.learning})
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        misses = young["misses"] if young["misses"].startswith("cannot") else f"misses {young['misses']}"
+        return (f"Still learning: {shown} ({len(self.learning)} series; the youngest has {young['days']:g} of the "
+                f"{young['full_days']:g} days it needs). Their bands are wider: sleuth catches {young['catches']}; "
+                f"it {misses}.")
 
     def incident(self, key: str) -> Incident | None:
         return next((i for i in self.incidents if i.id == key), None)

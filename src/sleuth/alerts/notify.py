@@ -120,6 +120,10 @@ def describe(inc: dict) -> list[str]:
         lines.append("  other properties, same hours: " + ", ".join(moved))
     if d.get("holiday"):
         lines.append(f"  holiday: {d['holiday']}")
+    young = d.get("learning")
+    if young:
+        lines.append(f"  still learning: {young['days']:g} of the {young['full_days']:g} days of history it needs; "
+                     "its band is wider than it will be")
     lines.append(f"  id {inc['key']} (revision {inc['revision']}): sleuth alerts show {inc['key']}")
     return lines
 

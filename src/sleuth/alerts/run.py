@@ -53,6 +53,7 @@ class RunReport:
     data_end: dt.datetime | None = None
     notify_from: dt.datetime | None = None
     notes: list[str] = field(default_factory=list)
+    learning: dict[str, Any] = field(default_factory=dict)  # metrics still learning: how many, until when
 
     @property
     def undelivered(self) -> int:
@@ -63,7 +64,8 @@ class RunReport:
         return {"run": self.run, "incidents": self.incidents, "actions": self.actions, "closed": self.closed,
                 "messages": self.messages, "held": self.held, "deferred": self.deferred,
                 "timeouts": self.timeouts, "undelivered": self.undelivered, "abandoned": self.abandoned,
-                "data_end": self.data_end.isoformat() if self.data_end else None, "notes": self.notes}
+                "data_end": self.data_end.isoformat() if self.data_end else None, "notes": self.notes,
+                "learning": self.learning}
 
     def line(self) -> str:
         acts = ", ".join(f"{n} {a}" for a, n in sorted(self.actions.items())) or "none"
@@ -75,6 +77,9 @@ class RunReport:
             extra.append(f"{self.timeouts} attempts timed out")
         if self.abandoned:
             extra.append(f"{self.abandoned} killed earlier runs marked abandoned")
+        if self.learning.get("metrics"):
+            extra.append(f"{self.learning['metrics']} of {self.learning['of']} metrics still learning (wider bands; "
+                         f"all mature by {self.learning['mature_by']})")
         noun = "incident" if self.incidents == 1 else "incidents"
         return (f"run {self.run}: {self.incidents} {noun} in data up to {self.data_end:%Y-%m-%d %H:%M} UTC ({acts}); "
                 f"{self.closed} auto-closed; messages: {msgs}" + "".join(f"; {x}" for x in extra))
@@ -144,6 +149,11 @@ def _record(db: Store, run_id: int, source: str, result, backfill: int) -> RunRe
     previous = db.last_data_end(source)
     notify_from = data_end - step * backfill
     report = RunReport(run=run_id, incidents=len(result.incidents), data_end=data_end, notify_from=notify_from)
+    young = result.learning()
+    if young:
+        left = max(m.full_days - m.days for m in young.values())
+        report.learning = {"metrics": len(young), "of": len(cube.totals()),
+                           "mature_by": f"{data_end + dt.timedelta(days=left):%Y-%m-%d}"}
     if previous is not None:
         notify_from = min(notify_from, previous)
     open_from = data_end - step * MAX_GAP  # the detector still bridges a gap this long

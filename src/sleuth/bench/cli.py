@@ -262,3 +262,41 @@ def bench_faults(as_json: bool = typer.Option(False, "--json"), record: bool = R
     out.print(f"slow channels (hung, dripping, healthy): run --once {s['seconds']} s, exit {s['exit']}, messages "
               f"{s['messages']}, {s['deferred']} left for the next run, {s['timeouts']} attempts timed out; the "
               f"healthy channel had its {s['healthy_channel_messages']} messages by {s['healthy_channel_last_at_s']} s")
+
+
+@bench_app.command("retail")
+def bench_retail(years: int = typer.Option(3, min=2, max=6, help="years of daily data (incidents in the last)"),
+                 seed: int = typer.Option(11, help="random seed of the stores"),
+                 scale: float = typer.Option(1.0, min=0.05, help="traffic multiplier (1: 800 to 2,400 sessions a day)"),
+                 baselines: bool = typer.Option(True, "--baselines/--no-baselines",
+                                                help="also run Prophet with holidays and statsforecast MSTL"),
+                 refit: int = typer.Option(28, min=7, help="days between the baselines' refits"),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """Daily e-commerce of five stores over years (a moving retail calendar, the market, injected
+    incidents in the last year): sleuth against Prophet with holidays and statsforecast MSTL."""
+    from rich.table import Table
+
+    from .retail import run_retail
+
+    res = run_retail(years=years, seed=seed, scale=scale, baselines=("prophet", "mstl") if baselines else (),
+                     refit=refit, progress=None if as_json else (lambda m: out.print(f"[dim]{m}[/]")))
+    if emit_json(res, as_json):
+        return
+    t = Table(title=f"{res['stores']} stores, {years} years of daily events ({res['events']:,} events, seed {seed}), "
+                    "scored from the second year", title_justify="left")
+    for col in ("method", "found", "store-only", "segment named", "market-wide labelled", "missing Black Friday",
+                "false alarms: named days / store / year", "other days / store / month", "s"):
+        t.add_column(col)
+    for name, m in res["methods"].items():
+        t.add_row(name, f"{m['found']}/{m['injected']} ({m['recall']:.0%})", m["store_only_found"], m["segments_named"],
+                  m["market_wide_labelled"], "found" if m["missing_black_friday_found"] else "missed",
+                  f"{m['special_per_store_year']:.2f} ({m['false_alarms_special']})",
+                  f"{m['other_per_store_month']:.2f} ({m['false_alarms_other']})", f"{m['seconds']:.0f}")
+    out.print(t)
+    missed = [p for p in res["methods"]["sleuth"]["per_incident"] if not p["found"]]
+    for p in missed:
+        out.print(f"  sleuth missed: {p['property']} {p['start']} {p['description']}")
+    out.print("False alarms count incidents (segments included for sleuth; the baselines score totals only); "
+              "as alerts (linked incidents together) sleuth's are "
+              f"{res['methods']['sleuth']['alerts_special_per_store_year']:.2f} / store / year on named days and "
+              f"{res['methods']['sleuth']['alerts_other_per_store_month']:.2f} / store / month on other days.")

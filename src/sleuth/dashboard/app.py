@@ -221,6 +221,8 @@ def main() -> None:
     t0 = time.perf_counter()
     run = view.latest_run(settings.store)
     snap = snapshot(settings)
+    if snap.learning_text():
+        st.warning(snap.learning_text(), icon="⏳")
     if page == "Alerts":
         alerts_page(snap, settings.store)
     elif page == "Overview":

@@ -51,14 +51,16 @@ def overview_frame(snap: Snapshot, store_rows: list[dict] | None = None) -> pd.D
         prop, metric = str(block.keys.property.iat[i]), str(block.keys.metric.iat[i])
         values = block.data[i, :, 0].astype(float)
         seen = values[np.isfinite(values)]
+        young = snap.learning.get(f"{prop}|{metric}")
         rows.append({
             "property": prop, "metric": metric,
+            "learning": f"{young['stage']}: {young['days']:g} of {young['full_days']:g} days" if young else "",
             "latest": float(seen[-1]) if len(seen) else np.nan,
             "sparkline": [float(v) for v in np.nan_to_num(values[-SPARK_BUCKETS:])],
             "incidents": found.get((prop, metric), 0),
             "open": still_open.get((prop, metric), 0),
         })
-    return pd.DataFrame(rows, columns=["property", "metric", "latest", "sparkline", "incidents", "open"])
+    return pd.DataFrame(rows, columns=["property", "metric", "learning", "latest", "sparkline", "incidents", "open"])
 
 
 def filter_incidents(snap: Snapshot, property: str | None = None, metric: str | None = None,

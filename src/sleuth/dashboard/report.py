@@ -23,6 +23,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; border-top: 1px solid #ddd; padding-top: 1em; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
+.learning { background: #fff6db; border-left: 4px solid #e0a800; padding: .5em 1em; }
 .context td:first-child { color: #666; } .high { color: #b00; } .medium { color: #b60; } .low { color: #06a; }
 """
 
@@ -67,7 +68,9 @@ def incident_section(snap: Snapshot, inc: Incident, with_js: bool, classifier: d
     chart = d.incident_figure(snap, inc).to_html(full_html=False, include_plotlyjs=with_js)
     parts = [
         f"<section id='{inc.id}'><h2><span class='{inc.severity}'>{inc.severity}</span> · {html.escape(sentence)}</h2>",
-        f"<p>{html.escape(inc.property)} · {html.escape(inc.metric)} · {inc.shape or '-'} · id <code>{inc.id}</code></p>",
+        f"<p>{html.escape(inc.property)} · {html.escape(inc.metric)} · {inc.shape or '-'} · id <code>{inc.id}</code>"
+        + (f" · found while its series was still learning ({inc.learning['days']:g} of "
+           f"{inc.learning['full_days']:g} days)" if inc.learning else "") + "</p>",
         _context(snap, inc), chart,
         "<h3>Root causes</h3>", _table(d.root_cause_frame(inc), percent=("explains",)),
         "<h3>Event-path change</h3>", _table(d.path_frame(inc), percent=("usually", "during", "change")),
@@ -94,9 +97,11 @@ def render_report(snap: Snapshot, title: str, classifier: int = 0, events: Any =
     note = f" The classifier view is shown for the {len(views)} most severe." if views else ""
     origin = (f"From the alert store: run {snap.run} ({snap.created} UTC), data up to {snap.data_end}."
               if snap.run else f"Detected over the data up to {snap.data_end}.")
+    learning = snap.learning_text()
+    banner = f"<p class='learning'>{html.escape(learning)}</p>" if learning else ""
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{len(incs)} incidents.{note} {html.escape(origin)}</p><ol>{toc}</ol>{body}</body></html>")
+            f"<p>{len(incs)} incidents.{note} {html.escape(origin)}</p>{banner}<ol>{toc}</ol>{body}</body></html>")
 
 
 def write_report(source: Any, out: str | Path, config: Any = None, since: Any = None, until: Any = None,

@@ -20,7 +20,7 @@ from .base import Scores, SeriesBatch
 from .forecast import MSTLDetector
 from .seasonal import RobustSeasonal
 
-FIELDS = tuple(f.name for f in dataclasses.fields(Scores))
+FIELDS = tuple(f.name for f in dataclasses.fields(Scores) if f.name != "first")
 
 
 class AutoDetector:
@@ -66,4 +66,4 @@ class AutoDetector:
         self.uses_mstl = use
         last = use[:, -1] if use.shape[1] else np.zeros(use.shape[0], dtype=bool)
         self.chosen = np.where(last, "mstl", "seasonal").astype(object)
-        return Scores(**{f: np.where(use, getattr(mstl, f), getattr(seasonal, f)) for f in FIELDS})
+        return Scores(**{f: np.where(use, getattr(mstl, f), getattr(seasonal, f)) for f in FIELDS}, first=seasonal.first)

@@ -34,7 +34,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from .base import Scores, SeriesBatch, recurring_effect
+from .base import Scores, SeriesBatch, first_data, recurring_effect
 from .seasonal import (_anscombe, _anscombe_inv, _online_quantile, _online_scale, _window_sum, combined_evidence,
                        scale_thresholds)
 
@@ -66,6 +66,9 @@ class ForecastDetector(ABC):
     says how to forecast a block (:meth:`_forecast`)."""
 
     name = "forecast"
+    #: whether the model takes the calendar's named days as regressors (then they are never
+    #: cleaned from its history: they are what it learns their effect from)
+    models_holidays = False
 
     def __init__(self, threshold: float = 4.0, refit: int | None = None, window_weeks: int = 4,
                  min_weeks: int = 2, level: int = 99, windows: tuple[int, ...] = (3, 6, 12),
@@ -135,6 +138,7 @@ class ForecastDetector(ABC):
         for origin in range(start, T, refit):
             end = min(origin + refit, T)
             hist = clean[:, max(0, origin - self._window(batch)):origin]
+            self._origin = origin  # where the block starts (a model on real dates needs it)
             mean, half = self._forecast(batch, hist, refit)
             te[:, origin:end] = mean[:, : end - origin]
             te = self._recurring(batch, te, origin, count)
@@ -142,6 +146,8 @@ class ForecastDetector(ABC):
             result = self._evaluate(batch, y, ty, te, model_sigma, end)
             flagged = result.is_anomaly[:, :end]
             short = flagged & ~_runs_of_a_day(flagged, batch.day)
+            if self.models_holidays and batch.holiday is not None:  # its holidays are what it learns from
+                short &= ~np.broadcast_to(batch.holiday, (S, T))[:, :end]
             clean[:, :end] = np.where(short & np.isfinite(te[:, :end]), te[:, :end], ty[:, :end])
         if result is None:  # too short to forecast anything
             result = self._evaluate(batch, y, ty, te, model_sigma, T)
@@ -204,7 +210,7 @@ class ForecastDetector(ABC):
         pad = lambda x, fill: np.concatenate([x, np.full((S, T - end), fill, dtype=x.dtype)], axis=1)  # noqa: E731
         return Scores(expected=pad(expected, np.nan), lower=pad(lower, np.nan), upper=pad(upper, np.nan),
                       z=pad(z, np.nan), anomaly_score=pad(a**2 / (1.0 + a**2), 0.0),
-                      is_anomaly=pad(is_anomaly, False), ready=pad(ready, False))
+                      is_anomaly=pad(is_anomaly, False), ready=pad(ready, False), first=first_data(batch))
 
 
 class StatsForecastDetector(ForecastDetector):
@@ -292,9 +298,28 @@ def quiet_prophet() -> None:
 class ProphetDetector(ForecastDetector):
     """Prophet (daily and weekly seasonality; yearly for daily data with two years of history),
     one fit per series and block. Its own intervals are drawn at random, so the band comes from
-    the fit's in-sample residuals instead (deterministic, like the other detectors)."""
+    the fit's in-sample residuals instead (deterministic, like the other detectors).
+
+    ``holidays=True`` gives Prophet the calendar as its holiday regressors (every named day of
+    the batch's ``event_names``, on the batch's real dates), as a Prophet user would; the
+    calendar is known in advance, so a block's future holidays are no look-ahead."""
 
     name = "prophet"
+
+    def __init__(self, threshold: float = 4.0, holidays: bool = False, **kwargs):
+        super().__init__(threshold=threshold, **kwargs)
+        self.holidays = holidays
+        self.models_holidays = holidays
+
+    def _calendar(self, batch: SeriesBatch, i: int, ds: pd.DatetimeIndex) -> pd.DataFrame | None:
+        """Prophet's holidays frame for series ``i`` (``holiday, ds``) over dates ``ds``."""
+        if not self.holidays or batch.event_names is None or batch.time is None:
+            return None
+        names = batch.event_names if batch.event_names.ndim == 1 else batch.event_names[i]
+        days = pd.DatetimeIndex(batch.time).normalize()
+        frame = pd.DataFrame({"holiday": names, "ds": days}).dropna().drop_duplicates()
+        frame["holiday"] = frame["holiday"].astype(str)
+        return frame if len(frame) else None
 
     def _forecast(self, batch: SeriesBatch, hist: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
         quiet_prophet()
@@ -303,9 +328,16 @@ class ProphetDetector(ForecastDetector):
         z_level = NormalDist().inv_cdf(0.5 + self.level / 200.0)
         mean, half = np.full((hist.shape[0], h), np.nan), np.full((hist.shape[0], h), np.nan)
         for i, y in self._fittable(batch, hist, mean, half):
-            ds = pd.Timestamp("2000-01-03") + step * np.arange(len(y) + h)  # a Monday: weekdays line up
+            if self.holidays and batch.time is not None:  # real dates, ending where the history ends
+                end = self._origin + h
+                ds = pd.DatetimeIndex(batch.time[max(end - len(y) - h, 0):end])
+                if len(ds) < len(y) + h:  # the last block runs past the data: continue the grid
+                    ds = ds.append(pd.DatetimeIndex(ds[-1] + step * np.arange(1, len(y) + h - len(ds) + 1)))
+            else:
+                ds = pd.Timestamp("2000-01-03") + step * np.arange(len(y) + h)  # a Monday: weekdays line up
             m = Prophet(daily_seasonality=batch.day > 1, weekly_seasonality=True,
-                        yearly_seasonality=batch.day == 1 and len(y) >= 2 * 365, uncertainty_samples=0)
+                        yearly_seasonality=batch.day == 1 and len(y) >= 2 * 365, uncertainty_samples=0,
+                        holidays=self._calendar(batch, i, ds))
             m.fit(pd.DataFrame({"ds": ds[: len(y)], "y": y}))
             fit = m.predict(pd.DataFrame({"ds": ds}))["yhat"].to_numpy()
             resid = y - fit[: len(y)]

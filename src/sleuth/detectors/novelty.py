@@ -29,6 +29,8 @@ RESIDUAL_LEVEL = 0.05
 MEMORY_DAYS = 42
 #: buckets of history the running range needs before a value can be novel (at least a day)
 MIN_WARMUP = 24
+#: Poisson standard deviations a count must clear its running range by to be new
+COUNT_MARGIN = 2.0
 #: buckets after an alert in which only clearly stronger evidence (by this factor) alerts again
 QUIET, ESCALATION = 48, 1.2
 
@@ -40,26 +42,38 @@ def _rolling(a: np.ndarray, window: int, how: str) -> np.ndarray:
     return getattr(roll, how)().shift(1).to_numpy().T
 
 
-def value_novelty(y: np.ndarray, memory: int, warmup: int) -> np.ndarray:
+def value_novelty(y: np.ndarray, memory: int, warmup: int, counts: np.ndarray | None = None,
+                  spread: float = 1.0) -> np.ndarray:
     """How far each value lies outside the range of the previous ``memory`` buckets, as a share
-    of that range (0 inside it or during the first ``warmup`` buckets of a series)."""
+    of that range (0 inside it or during the first ``warmup`` buckets of a series). Where
+    ``counts`` (a series that has only ever counted) and its range holds only 0s and 1s, a value
+    must also clear the range by :data:`COUNT_MARGIN` Poisson standard deviations (times
+    ``spread``, for a mean of several buckets), and the range is at least one: a count of 1
+    after zeros is not new, a burst of 5 is."""
     hi, lo = _rolling(y, memory, "max"), _rolling(y, memory, "min")
     with np.errstate(invalid="ignore"):
-        out = np.fmax(y - hi, lo - y) / np.maximum(hi - lo, 1e-9)
+        if counts is None:
+            out = np.fmax(y - hi, lo - y) / np.maximum(hi - lo, 1e-9)
+        else:
+            counts = counts & (hi <= 1.0)  # only 0s and 1s so far: the least a count can move
+            margin = np.where(counts, COUNT_MARGIN * spread * np.sqrt(np.fmax(hi, 0.0) + 1.0), 0.0)
+            width = np.where(counts, np.fmax(hi - lo, spread), np.maximum(hi - lo, 1e-9))
+            out = np.fmax(y - hi - margin, lo - y - margin) / width
     seen = np.cumsum(np.isfinite(y), axis=-1)  # buckets with data so far, including this one
     out = np.where(seen > warmup, out, 0.0)
     return np.clip(np.nan_to_num(out, nan=0.0), 0.0, None)
 
 
-def novelty_score(y: np.ndarray, expected: np.ndarray, day: int) -> np.ndarray:
+def novelty_score(y: np.ndarray, expected: np.ndarray, day: int, counts: np.ndarray | None = None) -> np.ndarray:
     """The strongest novelty (of the value, its recent mean, or its deviation from ``expected``)
     as a score in 0..1, 0.5 at its level; over a memory of :data:`MEMORY_DAYS` days after a
-    warm-up of a day (``day`` is buckets per day)."""
+    warm-up of a day (``day`` is buckets per day). ``counts`` marks series that have only ever
+    counted (see :func:`value_novelty`)."""
     memory, warmup = MEMORY_DAYS * day, max(day, MIN_WARMUP)
     smooth = pd.DataFrame(y.T).rolling(SMOOTH, min_periods=1).mean().to_numpy().T
-    n = np.fmax.reduce([value_novelty(y, memory, warmup) / NOVELTY_LEVEL,
-                        value_novelty(smooth, memory, warmup) / SMOOTH_LEVEL,
-                        value_novelty(y - expected, memory, warmup) / RESIDUAL_LEVEL])
+    n = np.fmax.reduce([value_novelty(y, memory, warmup, counts) / NOVELTY_LEVEL,
+                        value_novelty(smooth, memory, warmup, counts, 1 / np.sqrt(SMOOTH)) / SMOOTH_LEVEL,
+                        value_novelty(y - expected, memory, warmup, counts) / RESIDUAL_LEVEL])
     return n / (1.0 + n)
 
 

@@ -14,6 +14,9 @@ A graph of incidents. Two incidents of a property can be linked only when their 
   events sit in one community of the network of user transitions (Panomaly's method,
   :mod:`sleuth.explain.panomaly`, on the events of the incidents' time span).
 
+Incidents of different properties link only as one **market-wide** move: the same metric and
+segment moving the same way in most of the market at once (both labelled ``market_wide``).
+
 Communities of that graph (Louvain modularity, networkx) are the groups: one alert each, led by
 its most severe incident. Each incident's ``linked`` lists the ids of the others in its group and
 ``link_evidence`` says, for each incident it is directly linked to, why.
@@ -33,6 +36,8 @@ from ..incidents import Incident, lead_key, segment_text
 MIN_WEIGHT = 0.5
 #: weight of each kind of evidence besides the windows' overlap
 SHARED_CAUSE, METRIC_TREE, EVENT_NETWORK = 0.5, 0.25, 0.25
+#: weight of two properties' incidents of one market-wide move, besides their windows' overlap
+MARKET_WIDE = 0.5
 
 #: ``(a, b) -> reason`` for the pairs the event network links (see :func:`event_network_links`)
 NetworkLinks = dict[frozenset, str]
@@ -81,9 +86,10 @@ def tree_related(a: Incident, b: Incident, metrics: dict[str, Metric]) -> str | 
 def link_evidence(a: Incident, b: Incident, step: pd.Timedelta, metrics: dict[str, Metric] | None = None,
                   network: NetworkLinks | None = None) -> tuple[float, list[str]]:
     """How strongly two incidents look like one event, and why: 0 and no reasons when their
-    windows (each widened by ``step``) do not overlap or they are on different properties."""
+    windows (each widened by ``step``) do not overlap, or they are on different properties
+    (unless both are the same market-wide move: one external event seen in every store)."""
     if a.property != b.property:
-        return 0.0, []
+        return market_link(a, b, step)
     s1, e1 = a.start_time() - step, a.end_time() + step
     s2, e2 = b.start_time() - step, b.end_time() + step
     overlap = (min(e1, e2) - max(s1, s2)) / step
@@ -104,6 +110,23 @@ def link_evidence(a: Incident, b: Incident, step: pd.Timedelta, metrics: dict[st
         weight += EVENT_NETWORK
         reasons.append(net)
     return weight, reasons
+
+
+def market_link(a: Incident, b: Incident, step: pd.Timedelta) -> tuple[float, list[str]]:
+    """Two properties' incidents of one market-wide move (the same metric and segment, both
+    labelled market-wide, in the same direction, windows overlapping): linked, so the whole
+    market's move is one alert."""
+    if not (a.market_wide and b.market_wide and a.metric == b.metric and a.segment == b.segment
+            and a.direction == b.direction):
+        return 0.0, []
+    s1, e1 = a.start_time() - step, a.end_time() + step
+    s2, e2 = b.start_time() - step, b.end_time() + step
+    overlap = (min(e1, e2) - max(s1, s2)) / step
+    if overlap <= 0:
+        return 0.0, []
+    share = overlap / ((max(e1, e2) - min(s1, s2)) / step)
+    return share + MARKET_WIDE, [f"windows overlap {share:.0%}", f"market-wide: {a.metric} moved in {a.property} "
+                                 f"and {b.property} alike"]
 
 
 def link_incidents(incidents: list[Incident], step: pd.Timedelta, metrics: dict[str, Metric] | None = None,

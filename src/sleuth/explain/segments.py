@@ -201,17 +201,65 @@ def rate_mix_table(frame: pd.DataFrame, dims: list[str], rows: int = TABLE_ROWS)
 
 
 def peer_changes(cube: Cube, scores: Scores, incident: Incident) -> dict[str, float | None]:
-    """Relative change of the same metric in the other properties over the same window."""
+    """Relative change of the same metric (and segment) in the other properties of the
+    incident's market (its ``peers:`` group, by default all properties) over the same window,
+    each against its own expected value."""
     from ..incidents import window_summary
 
     a = int(cube.buckets.get_indexer([incident.start_time()])[0])
     b = a + incident.buckets
     k = cube.keys
+    groups = cube.config.peers or []
+    mine = next((g for g in groups if incident.property in g), None)
+    dim, seg = next(iter(incident.segment.items())) if incident.segment else (TOTAL, TOTAL)
+    same = (k.metric == incident.metric).to_numpy() & (k.property != incident.property).to_numpy()
+    if mine is not None:
+        same &= k.property.isin(mine).to_numpy()
+    peers = np.flatnonzero(same & (k.dimension == dim).to_numpy() & (k.segment == seg).to_numpy())
     out = {}
-    peers = np.flatnonzero((k.metric == incident.metric).to_numpy() & (k.dimension == TOTAL).to_numpy()
-                           & (k.property != incident.property).to_numpy())
     for i in peers:
         s = window_summary(cube, scores, i, a, b)
         rel = (s["actual"] - s["expected"]) / abs(s["expected"]) if s["expected"] else np.nan
         out[k.property.iat[i]] = _num(rel)
     return out
+
+
+#: peers needed before a move can be called market-wide, and the share of them that must move
+MARKET_MIN_PEERS, MARKET_SHARE = 2, 2 / 3
+#: a peer moved with the incident when it moved the same way by at least this share of its change (a
+#: third: an incident window can hold a day or two either side of the move itself)
+MARKET_WITH = 1 / 3
+#: a peer's change this small is no move at all
+MARKET_FLAT = 0.05
+
+
+def label_market(incident: Incident) -> None:
+    """Fill ``market`` and ``market_wide`` from ``peers`` (see :func:`peer_changes`), in place.
+
+    When most peers moved the same way by at least a third as much (at least two thirds of two or
+    more peers), the change is market-wide ("4 of 5 stores fell ~30 %: likely external") and
+    its severity is one level lower: nothing in this property alone broke. Otherwise the text
+    says how the market moved, so a store that fell while its market rose reads as such."""
+    from ..incidents import SEVERITY_RANK
+
+    changes = {p: c for p, c in incident.peers.items() if c is not None and np.isfinite(c)}
+    own = incident.change
+    if not changes or own is None or not np.isfinite(own):
+        incident.market, incident.market_wide = {}, False
+        return
+    values = np.array(list(changes.values()))
+    moved = int(np.sum((np.sign(values) == np.sign(own)) & (np.abs(values) >= max(MARKET_WITH * abs(own), MARKET_FLAT))))
+    n = len(values)
+    median = float(np.median(values))
+    wide = n >= MARKET_MIN_PEERS and moved >= max(MARKET_MIN_PEERS, int(np.ceil(MARKET_SHARE * n)))
+    verb = "rose" if own > 0 else "fell"
+    if wide:
+        everyone = "all" if moved == n else f"{moved + 1} of"
+        text = f"{everyone} {n + 1} properties {verb} ~{abs(np.median([own, *values[np.sign(values) == np.sign(own)]])):.0%}: likely external"
+    else:
+        market = "was flat" if abs(median) < MARKET_FLAT else f"moved {median:+.0%}"
+        text = f"its market ({n} other propert{'ies' if n > 1 else 'y'}) {market} while {incident.property} {verb} {abs(own):.0%}"
+    incident.market = {"peers": n, "moved": moved, "change": _num(median), "text": text}
+    incident.market_wide = bool(wide)
+    if wide and incident.severity != "low":
+        incident.severity = {v: k for k, v in SEVERITY_RANK.items()}[SEVERITY_RANK[incident.severity] - 1]
