@@ -54,6 +54,8 @@ class Events:
     sessions_derived: bool = False
     notes: list[str] = field(default_factory=list)
     _session_dims: list[str] | None = field(default=None, repr=False)
+    #: the sessions, hits, forms and clicks tables when the source was a nested session export
+    nested: Any = field(default=None, repr=False)
 
     @property
     def columns(self) -> list[str]:
@@ -158,7 +160,16 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     if len(junk) == len(raw.columns):
         raise InputError(f"{name}: no named columns; the first line must be a header such as 'timestamp,event'")
     raw = raw.drop(*junk)
+    from ..sessions.source import is_session_export, nested_tables
+
+    nested = None
+    if not config.explode and is_session_export(raw, config.sessions.fields):
+        # a nested session export (GA360 ga_sessions): one event per hit, the tables kept for the sessions stage
+        nested = nested_tables(raw, config, name, backend, materialize=not name.lower().endswith((".parquet", ".pq")))
+        raw = nested.event_stream()
     raw, notes = flatten(raw, config.explode, name)
+    if nested is not None:
+        notes = [f"a nested session export: one event per hit ({len(nested.context)} context fields)", *nested.notes, *notes]
     mapping = _resolve_columns(raw, config, name)
 
     try:
@@ -221,7 +232,7 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     if int(table.count().execute()) == 0:
         raise InputError(f"{name}: column {mapping['timestamp']!r} is empty in every row; every event needs a time")
     return Events(con=backend, table=table, source=name, dimensions=dimensions, mapping=mapping,
-                  sessions_derived=derived, notes=notes)
+                  sessions_derived=derived, notes=notes, nested=nested)
 
 
 __all__ = ["Events", "load_events", "numeric_column", "ALIASES", "NONE_VALUE", "DEFAULT_PROPERTY"]
