@@ -70,6 +70,10 @@ class Incident:
     #: for each incident this one is directly linked to: why (time overlap, shared root cause,
     #: metric tree, event network)
     link_evidence: dict[str, list[str]] = field(default_factory=dict)
+    #: conversion metrics, when the sessions stage ran: the sessions' conversion against what the
+    #: conversion model expected of them, now and in the same hours of earlier weeks, and the
+    #: verdict ("traffic mix explains the drop" or "the same traffic converts worse")
+    traffic_mix: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

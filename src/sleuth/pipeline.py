@@ -210,6 +210,10 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
             table, disrupted = path_change(events, inc.start_time(), inc.end_time(), inc.property, inc.segment)
             paths[key] = (transitions_for(table), disrupted_event_for(disrupted))
         inc.transitions, inc.disrupted_event = paths[key]
+    if analysis is not None:
+        from .sessions.metrics import attach_traffic_mix
+
+        attach_traffic_mix(analysis, incidents, cube.metrics)
     if cfg.holidays and incidents:
         starts = pd.DatetimeIndex([inc.start_time() for inc in incidents])
         for inc, name in zip(incidents, holiday_names(starts, cfg.holidays, cfg.timezone)):

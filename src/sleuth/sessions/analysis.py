@@ -37,7 +37,7 @@ def _require_sklearn() -> None:
         raise SleuthError("the sessions stage needs scikit-learn: pip install 'sleuth[sessions]'") from None
 
 
-def _one_thread():
+def one_thread():
     """BLAS and OpenMP on one thread: the matrices here are tall and thin, and worker threads
     spin on a busy machine (an SVD of 20,000 x 10 took 40 times longer on two threads, a k-means
     of 4,000 points 100 times longer)."""
@@ -135,7 +135,7 @@ def analyse(events, config: Config) -> SessionAnalysis:
     fit = train & ~bot  # people's behaviour: bots are named by rules, not learned as a mode
     if fit.sum() < MIN_SESSIONS:
         fit = train
-    with _one_thread():
+    with one_thread():
         x = behaviour_matrix(frame, features)
         red = fit_reduction(x[fit], features)
         z, x_std = red.transform(x), red.standardise(x)

@@ -54,7 +54,7 @@ def _ecdf(train: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.searchsorted(ref, values, side="right") / max(len(ref), 1)
 
 
-def robust_distance(z_train: np.ndarray, z: np.ndarray, seed: int = 0, sample: int = 5_000) -> np.ndarray:
+def robust_distance(z_train: np.ndarray, z: np.ndarray, seed: int = 0, sample: int = 2_000) -> np.ndarray:
     """Squared Mahalanobis distance under a minimum-covariance-determinant fit of the training sessions."""
     from sklearn.covariance import MinCovDet
 

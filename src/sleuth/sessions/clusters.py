@@ -63,13 +63,16 @@ class Clusters:
                 "silhouette": {str(k): round(v, 3) for k, v in self.silhouette.items()}}
 
 
-def _kmeans(z: np.ndarray, k: int, seed: int):
+def _kmeans(z: np.ndarray, k: int, seed: int, n_init: int = 4):
     from sklearn.cluster import KMeans
 
-    return KMeans(n_clusters=k, n_init=4, random_state=seed).fit(z)
+    from .analysis import one_thread
+
+    with one_thread():
+        return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z)
 
 
-def choose_k(z: np.ndarray, seed: int, fixed: int | None = None, sample: int = 4000) -> tuple[int, dict[int, float]]:
+def choose_k(z: np.ndarray, seed: int, fixed: int | None = None, sample: int = 2500) -> tuple[int, dict[int, float]]:
     """The k of the best silhouette (on a sample), or ``fixed``."""
     from sklearn.metrics import silhouette_score
 
@@ -81,7 +84,7 @@ def choose_k(z: np.ndarray, seed: int, fixed: int | None = None, sample: int = 4
     for k in K_RANGE:
         if k >= len(sub):
             break
-        labels = _kmeans(sub, k, seed).labels_
+        labels = _kmeans(sub, k, seed, n_init=2).labels_
         if len(np.unique(labels)) < 2:
             continue
         scores[k] = float(silhouette_score(sub, labels, random_state=seed))

@@ -211,3 +211,45 @@ def page_incidents(cube, scores, incidents: list, since=None) -> list:
     have = {i.id for i in incidents}
     extra = [i for i in found if i.id not in have]
     return sorted([*incidents, *extra], key=lambda x: (x.start, x.property, x.metric))
+
+
+def conversion_metric(metric: Metric) -> bool:
+    """Whether a metric counts conversions (orders, conversion rate, revenue of purchases...)."""
+    from .source import CONVERSIONS
+
+    if metric.name == "conversion_vs_expected":
+        return True
+    num = metric.parts()[0]
+    return bool(num.events and set(num.events) & set(CONVERSIONS))
+
+
+def attach_traffic_mix(analysis: SessionAnalysis, incidents: list, metrics: dict[str, Metric], weeks: int = 4) -> None:
+    """Fill ``traffic_mix`` of incidents on conversion metrics: did these sessions convert as the
+    model expected of sessions like them (the traffic changed), or worse (the site did)?"""
+    f = analysis.frame
+    ok = np.isfinite(f["expected_conversion"].to_numpy()) & (f["label"] != "bot").to_numpy()
+    start = f["start"].to_numpy()
+    for inc in incidents:
+        m = metrics.get(inc.metric)
+        if m is None or not conversion_metric(m):
+            continue
+        rows = ok & (f["property"] == inc.property).to_numpy() if "property" in f else ok.copy()
+        for dim, value in inc.segment.items():
+            if dim in f.columns and dim != "page":
+                rows &= (f[dim].astype(str) == value).to_numpy()
+        a, b = inc.start_time(), inc.end_time()
+        now = rows & (start >= np.datetime64(a)) & (start < np.datetime64(b))
+        before = np.zeros(len(f), bool)
+        for k in range(1, weeks + 1):
+            shift = pd.Timedelta(days=7 * k)
+            before |= rows & (start >= np.datetime64(a - shift)) & (start < np.datetime64(b - shift))
+        if now.sum() < 20 or before.sum() < 20:
+            continue
+        conv = (f["conversions"].to_numpy() > 0).astype(float)
+        exp = f["expected_conversion"].to_numpy()
+        vals = {"sessions": int(now.sum()), "actual": float(conv[now].mean()), "expected": float(exp[now].mean()),
+                "baseline_actual": float(conv[before].mean()), "baseline_expected": float(exp[before].mean())}
+        from .conversion import mix_verdict
+
+        vals["verdict"] = mix_verdict(vals["actual"], vals["baseline_actual"], vals["expected"], vals["baseline_expected"])
+        inc.traffic_mix = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in vals.items()}

@@ -126,17 +126,23 @@ def _number(table: ibis.Table, path: str, key: str, source: str, shown: str | No
 
 
 def _list_field(col: ibis.Value, path: str, leaf: str, key: str, leaf_key: str, source: str,
-                explicit: set[str]) -> ibis.Value:
+                explicit: set[str]) -> ibis.Value | None:
     """The list ``path`` reduced to one field of its elements (``hits.forms`` -> its ``fillTime``s)."""
     if not leaf.startswith(path + "."):
         raise InputError(f"{source}: sessions.fields.{leaf_key} ({leaf!r}) must be a field of {key} ({path!r})")
     parts = leaf[len(path) + 1:].split(".")
 
-    def pick(e):
-        for p in parts:
-            if not isinstance(e.type(), dt.Struct) or p not in e.type().names:
+    typ = col.type().value_type
+    for p in parts:
+        if not isinstance(typ, dt.Struct) or p not in typ.names:
+            if leaf_key in explicit or key in explicit:
                 raise InputError(f"{source}: the elements of {path!r} have no field {leaf!r}; "
                                  f"map yours under sessions.fields.{leaf_key}")
+            return None  # GA360's default names: this export has no such list after all
+        typ = typ[p]
+
+    def pick(e):
+        for p in parts:
             e = e[p]
         return e
 
@@ -231,14 +237,19 @@ def nested_tables(raw: ibis.Table, config: Config, source: str, con: Any, materi
 
     # ---- hits: one pass into the engine, then typed views over it
     keep = {"sid": hits[SID], "seq": hits[index_column(f.hits)], "_st": hits[f.start], "_time": hits[f.hit_time]}
-    wanted = {k: present(hits, k) for k in ("hit_type", "event", "page", "revenue", "latency", "ajax_calls", "bytes")}
-    if "events" in inner:
-        wanted["hit_type"] = wanted["event"] = None
+    on_hits = ("page", "revenue", "latency", "ajax_calls", "bytes")
+    wanted = {k: present(hits, k) if k in on_hits or "events" not in inner else None
+              for k in ("hit_type", "event", *on_hits)}  # events inside the hits: their names are theirs
     keep.update({f"_{k}": hits[p] for k, p in wanted.items() if p})
     for key, leaf in (("forms", "form_fill"), ("clicks", "click_time")):
         if key in inner and getattr(f, leaf):
-            keep[f"_{key}"] = _list_field(hits[inner[key]], inner[key], getattr(f, leaf), key, leaf, source, explicit)
+            picked = _list_field(hits[inner[key]], inner[key], getattr(f, leaf), key, leaf, source, explicit)
+            if picked is not None:
+                keep[f"_{key}"] = picked
     hc = hits.select(**keep).cache()
+    timed = hc.aggregate(n=hc.count(), timed=hc._time.count()).execute().iloc[0]
+    if int(timed["timed"]) == 0:
+        raise InputError(f"{source}: field {f.hit_time!r} is empty in every hit; every hit needs its time")
     start_ts = lambda t: parse_timestamp(t, "_st", source)  # noqa: E731  (only for absolute hit times)
     off = _offset(hc, "_time", start_ts, "hit_time", source, f.hit_time)
     kind = ibis.literal("page")
