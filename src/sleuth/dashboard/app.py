@@ -12,10 +12,11 @@ from sleuth.alerts import open_store
 from sleuth.alerts.store import LABELS, STATES
 from sleuth.incidents import SEVERITY_RANK
 from sleuth.dashboard import data as d
+from sleuth.dashboard import sessions as sessions_page
 from sleuth.dashboard.source import Settings
 from sleuth.pipeline import detect
 
-PAGES = ("Overview", "Metric", "Incident", "Alerts")
+PAGES = ("Overview", "Metric", "Incident", "Sessions", "Alerts")
 ALL = "(all)"
 
 st.set_page_config(page_title="sleuth", layout="wide")
@@ -197,6 +198,8 @@ def main() -> None:
             overview(det, store_rows(settings.store))
         elif page == "Metric":
             metric_page(det)
+        elif page == "Sessions":
+            sessions_page.render(det)
         else:
             incident_page(det, settings)
     st.sidebar.caption(f"rendered in {time.perf_counter() - t0:.2f} s")

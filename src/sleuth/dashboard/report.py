@@ -16,6 +16,7 @@ import pandas as pd
 from ..incidents import SEVERITY_RANK, Incident
 from ..pipeline import Detection, detect
 from . import data as d
+from .sessions import report_section as sessions_section
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -81,10 +82,13 @@ def render_report(det: Detection, title: str, classifier: int = 0) -> str:
     ``classifier`` most severe incidents get their classifier view."""
     incs = sorted(det.incidents, key=lambda i: i.start)
     views = {inc.id: d.classifier_view(det, inc) for inc in top_incidents(incs, classifier)}
-    sections = [incident_section(det, inc, with_js=(n == 0), classifier=views.get(inc.id)) for n, inc in enumerate(incs)]
+    first_js = det.sessions is None  # else plotly's JavaScript comes with the sessions section, first on the page
+    sections = [incident_section(det, inc, with_js=(n == 0 and first_js), classifier=views.get(inc.id))
+                for n, inc in enumerate(incs)]
     toc = "".join(f"<li><a href='#{i.id}'>{html.escape(d.incident_summary(i, det.config.timezone))}</a></li>"
                   for i in incs)
     body = "\n".join(sections) if sections else "<p>No incidents in this period.</p>"
+    body = sessions_section(det) + body
     note = f" The classifier view is shown for the {len(views)} most severe." if views else ""
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"

@@ -7,6 +7,7 @@ is stored and alerted by ``sleuth run``. A first ``summary`` line says what the 
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 
 from ..incidents import Incident, _num
 from .clusters import NEW
-from .features import BEHAVIOUR
+from .features import BEHAVIOUR, LOG, behaviour_matrix
 from .metrics import cluster_metric, page_metric_names
 
 MAX_SESSION_IDS = 20
@@ -68,17 +69,19 @@ def describe_window(det, cluster: int, start: pd.Timestamp, end: pd.Timestamp) -
     usual = (f["train"] & (f["label"] != "bot")).to_numpy()
     if not inside.any():
         return "no sessions", []
+    # on the models' scale (log for counts and durations), where one long visit does not dominate
+    x = behaviour_matrix(f.loc[inside | usual], a.features)
+    now, base = x[inside[inside | usual]], x[usual[inside | usual]]
     parts = []
-    effects = {}
-    for feat in a.features:
-        v, u = f.loc[inside, feat].astype(float), f.loc[usual, feat].astype(float)
-        sd = np.nanstd(u)
-        if sd > 0 and np.isfinite(np.nanmean(v)):
-            effects[feat] = (np.nanmean(v) - np.nanmean(u)) / sd
-    for feat in sorted(effects, key=lambda k: -abs(effects[k]))[:3]:
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_now, mean_base, sd = np.nanmean(now, axis=0), np.nanmean(base, axis=0), np.nanstd(base, axis=0)
+    effect = np.where((sd > 0) & np.isfinite(mean_now), (mean_now - mean_base) / np.where(sd > 0, sd, 1), 0.0)
+    for j in np.argsort(-np.abs(effect))[:3]:
+        feat = a.features[j]
         hi, lo, what = BEHAVIOUR[feat]
-        parts.append(f"{hi if effects[feat] > 0 else lo} ({what} {_fmt(f.loc[inside, feat].median())}, "
-                     f"usually {_fmt(f.loc[usual, feat].median())})")
+        back = (lambda v: np.expm1(v)) if feat in LOG else (lambda v: v)
+        parts.append(f"{hi if effect[j] > 0 else lo} ({what} {_fmt(back(mean_now[j]))}, usually {_fmt(back(mean_base[j]))})")
     pages = _pages_over(a, f.loc[inside, "sid"])
     text = "sessions with " + "; ".join(parts)
     if pages:

@@ -155,6 +155,7 @@ class GaussianLatent:
                 psi = np.maximum(var - np.sum(w ** 2, axis=1), 1e-12)
             self.noise_ = psi
             w = varimax(w)
+            w = w[:, np.argsort(-np.sum(w ** 2, axis=0), kind="stable")]  # the largest factor first
         self.components_ = w.T  # [k, p]
         return self
 
