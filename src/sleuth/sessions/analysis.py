@@ -61,7 +61,7 @@ class SessionAnalysis:
     train_until: pd.Timestamp
     config: SessionsConfig
     notes: list[str] = field(default_factory=list)
-    pages: Any = None  # one row per page view (features.page_facts), cached in the engine
+    pages: Any = None  # one row per page view (features.page_facts; people's, once the cube's rows are made)
 
     @property
     def bots(self) -> pd.DataFrame:
@@ -119,9 +119,7 @@ def analyse(events, config: Config) -> SessionAnalysis:
     cfg = config.sessions
     tables = session_tables(events, config)
     frame = session_features(tables)
-    pages = page_facts(tables).cache() if "page" in tables.has else None
-    if tables.nested:
-        tables.release()  # the hits are in the features and the page facts now
+    pages = page_facts(tables) if "page" in tables.has else None  # read once, where the cube's rows are made
     if len(frame) < MIN_SESSIONS:
         raise InputError(f"{tables.source}: {len(frame)} sessions; the sessions stage needs at least {MIN_SESSIONS} "
                          "to learn what usual behaviour is")

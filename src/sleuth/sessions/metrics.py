@@ -157,7 +157,8 @@ def augment(events: Events, analysis: SessionAnalysis, exclude_bots: bool = Fals
             measures[f"page.{col}"] = pj[col]
         parts.append(pj.select(timestamp=add_seconds(pj.start, pj.off), event=ibis.literal(PAGE_EVENT),
                                property=pj.property, page=pj.page, **{d: pj[d] if d in s.columns else v
-                                                                     for d, v in ctx.items()}, **measures))
+                                                                     for d, v in ctx.items()}, **measures,
+                               **{"page.sid": pj.sid}))
     notes = []
     if exclude_bots and not only:
         bots = analysis.frame.loc[analysis.frame["label"] == "bot", "key"]
@@ -177,6 +178,11 @@ def augment(events: Events, analysis: SessionAnalysis, exclude_bots: bool = Fals
            "revenue": ibis.null().cast("float64")}
     parts = [p.mutate(**{k: v for k, v in std.items() if k not in p.columns}) for p in parts]
     table = _union(parts).cache()
+    if "page" in analysis.tables.has:  # people's page views, as the cube sees them, for describing windows
+        pages = table.filter(table.event == PAGE_EVENT)
+        analysis.pages = pages.select(sid=pages["page.sid"], page=pages.page)
+    if analysis.tables.nested:
+        analysis.tables.release()  # the hits live on in the features and these rows
     return Events(con=con, table=table, source=events.source, dimensions=dims, mapping=events.mapping,
                   sessions_derived=events.sessions_derived, notes=[*events.notes, *notes], nested=events.nested)
 

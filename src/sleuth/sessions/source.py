@@ -15,6 +15,7 @@ stream (Contract 1) becomes the same tables: each event is a hit and an interact
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -374,6 +375,21 @@ def session_tables(events, config: Config) -> SessionTables:
 __all__ = ["SessionTables", "is_session_export", "nested_tables", "flat_tables", "session_tables", "CONVERSIONS"]
 
 
+#: the engine's share of the sessions stage's memory: 1 M sessions (10 M hits) in 4 GB all told
+ENGINE_MEMORY = "2GB"
+
+
+def bound_memory(con: Any) -> None:
+    """Cap the DuckDB connection sleuth opened at ``ENGINE_MEMORY``, spilling to the system's
+    temporary folder beyond it (DuckDB's default is 80 % of the machine's memory, and an
+    in-memory database spills into the working directory)."""
+    import tempfile
+
+    spill = Path(tempfile.gettempdir()) / "sleuth-duckdb"
+    con.raw_sql(f"SET memory_limit='{ENGINE_MEMORY}'")
+    con.raw_sql(f"SET temp_directory='{str(spill).replace(chr(39), chr(39) * 2)}'")
+
+
 def session_events(source: Any, config: Config):
     """Events for the sessions stage alone (``sleuth sessions``): a nested export's tables, its
     event stream left unread; an event stream as :func:`sleuth.ingest.load_events` reads it."""
@@ -383,6 +399,8 @@ def session_events(source: Any, config: Config):
     backend, raw, name = open_source(source)
     if config.explode or not is_session_export(raw, config.sessions.fields):
         return load_events(source, config, con=backend)
+    if isinstance(source, (str, Path)) and getattr(backend, "name", "") == "duckdb":
+        bound_memory(backend)
     tables = nested_tables(raw, config, name, backend, materialize=not name.lower().endswith((".parquet", ".pq")))
     known = [*tables.context, *(["page"] if "page" in tables.has else [])]
     dims = list(config.dimensions) if config.dimensions is not None else known
