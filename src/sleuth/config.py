@@ -213,8 +213,9 @@ class SessionsConfig(_Model):
     train_days: int = Field(default=14, gt=0)
     #: behaviour clusters; ``None``: chosen from the data (silhouette)
     clusters: int | None = Field(default=None, ge=2, le=12)
-    #: session anomaly score: robust distance in the reduced space, or an isolation forest
-    outlier_method: Literal["robust", "isolation_forest"] = "robust"
+    #: session anomaly score in the reduced space: an isolation forest (the default: it ranks the
+    #: bots of ``sleuth bench sessions`` better), or a robust (MCD) Mahalanobis distance
+    outlier_method: Literal["robust", "isolation_forest"] = "isolation_forest"
     #: share of the training sessions scoring above the ``outlier`` label's threshold
     outlier_rate: float = Field(default=0.002, gt=0, lt=0.5)
     #: a person does not fill a form faster than this

@@ -182,7 +182,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
 
         analysis = analyse(events, cfg)
         taken = {m.name for m in metrics}
-        extra = [m for m in session_metrics(analysis) if m.name not in taken]
+        extra = [m for m in session_metrics(analysis, cfg.threshold) if m.name not in taken]
         events = augment(events, analysis, exclude_bots=cfg.exclude_bots, only=sessions == "only")
         metrics = extra if sessions == "only" else [*metrics, *extra]
     if not metrics:

@@ -253,7 +253,10 @@ def bench_sessions(weeks: int = typer.Option(6, min=5, max=12, help="weeks of ge
                   f" ({e['incidents']} incidents{'; ' + e['detail'] if e['detail'] else ''})")
     out.print(f"false page incidents {d['false_page_incidents']} ({d['false_page_per_4_weeks']} per 4 weeks), "
               f"false shifts {d['false_shifts']} ({d['false_shift_per_4_weeks']} per 4 weeks) over "
-              f"{d['scored_weeks']} scored weeks")
+              f"{d['scored_weeks']} scored weeks; during the injected events, {d['related_page_incidents']} more page "
+              f"incidents and {d['related_shifts']} more shifts on what they moved (exit rates in the checkout loop...)")
+    for r in d["false_page_list"] + d["false_shift_list"]:
+        out.print(f"  false: {r}", highlight=False)
     out.print(f"checkout-loop sessions set aside as new behaviour: {res['checkout_loop_as_new_behaviour']:.0%}")
     out.print(f"reduction: {res['reduction']}", highlight=False)
     if "scale" in res:

@@ -123,40 +123,49 @@ def _overlap(rec: dict, start: pd.Timestamp, end: pd.Timestamp) -> bool:
 
 
 def score_events(det, injected: list, weeks: int) -> dict[str, Any]:
-    """Each injected event found or not; unmatched page and shift incidents are false."""
+    """Each injected event found or not. A page or shift incident that matches no injected event
+    is *related* when it overlaps one (exit rates move while people loop through checkout) and
+    *false* otherwise; false ones are counted per 4 weeks of scored time."""
     from ..sessions.output import page_records, shift_records
 
     pages, shifts = page_records(det), shift_records(det)
     bot_incs = [i for i in det.incidents if i.metric == "bot_share" and i.direction == "up"]
-    found, matched_pages, matched_shifts = [], set(), set()
-    for e in injected:
-        s, t = pd.Timestamp(e.start).tz_localize("UTC"), pd.Timestamp(e.end).tz_localize("UTC")
+    windows = [(pd.Timestamp(e.start).tz_localize("UTC"), pd.Timestamp(e.end).tz_localize("UTC")) for e in injected]
+    found, matched = [], set()
+    for e, (s, t) in zip(injected, windows):
         if e.kind == "bot_burst":
             hit = [i.id for i in bot_incs if pd.Timestamp(i.start) < t and s < pd.Timestamp(i.end)]
             detail = ""
         elif e.kind in ("page_latency", "page_ajax"):
             metric = "latency" if e.kind == "page_latency" else "ajax_calls"
             recs = [r for r in pages if r["metric"] == metric and r["page"] == e.page and _overlap(r, s, t)]
-            matched_pages |= {r["incident"] for r in recs}
             hit = [r["incident"] for r in recs]
             causes = {f"{k}={v}" for r in recs for rc in r["root_causes"][:1] for k, v in rc["segment"].items()}
             detail = ", ".join(sorted(causes))
         else:
             recs = [r for r in shifts if r["direction"] == "up" and _overlap(r, s, t)]
-            matched_shifts |= {r["incident"] for r in recs}
             hit = [r["incident"] for r in recs]
             detail = "; ".join(sorted({r["cluster"] for r in recs}))
+        matched |= set(hit)
         found.append({"kind": e.kind, "start": e.to_dict()["start"], "end": e.to_dict()["end"], "found": bool(hit),
                       "incidents": len(hit), "detail": detail})
     scored_weeks = max(weeks - HISTORY_WEEKS, 1e-9)
-    false_pages = sorted({r["incident"] for r in pages} - matched_pages)
-    false_shifts = sorted({r["incident"] for r in shifts} - matched_shifts)
+
+    def split(recs: list[dict]) -> tuple[list[dict], list[dict]]:
+        rest = [r for r in recs if r["incident"] not in matched]
+        related = [r for r in rest if any(_overlap(r, s, t) for s, t in windows)]
+        return related, [r for r in rest if r not in related]
+
+    rel_pages, false_pages = split(pages)
+    rel_shifts, false_shifts = split(shifts)
+    brief = lambda r: {k: r.get(k) for k in ("page", "cluster", "metric", "start", "end", "actual", "expected",  # noqa: E731
+                                              "share", "expected_share", "direction", "segment") if k in r}
     return {"events": found, "false_page_incidents": len(false_pages), "false_shifts": len(false_shifts),
+            "related_page_incidents": len(rel_pages), "related_shifts": len(rel_shifts),
             "false_page_per_4_weeks": round(len(false_pages) / scored_weeks * 4, 2),
             "false_shift_per_4_weeks": round(len(false_shifts) / scored_weeks * 4, 2), "scored_weeks": scored_weeks,
-            "false_page_list": [r for r in pages if r["incident"] in false_pages][:10],
-            "false_shift_list": [{k: r[k] for k in ("cluster", "start", "end", "share", "expected_share", "direction")}
-                                 for r in shifts if r["incident"] in false_shifts][:10]}
+            "false_page_list": [brief(r) for r in false_pages][:10], "false_shift_list": [brief(r) for r in false_shifts][:10],
+            "related_list": [brief(r) for r in rel_pages + rel_shifts][:20]}
 
 
 def run_cli(path: Path, config: Path) -> dict[str, Any]:

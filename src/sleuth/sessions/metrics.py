@@ -50,18 +50,25 @@ def cluster_metric(name: str) -> str:
     return f"cluster_share.{slug}"
 
 
-def _ratio(name: str, num: Aggregate, den: Aggregate, description: str) -> Metric:
-    return Metric(name=name, type="ratio", numerator=num, denominator=den, description=description)
+def _ratio(name: str, num: Aggregate, den: Aggregate, description: str, threshold: float | None = None) -> Metric:
+    return Metric(name=name, type="ratio", numerator=num, denominator=den, description=description, threshold=threshold)
 
 
 def _sum(column: str, event: str) -> Aggregate:
     return Aggregate(type="sum", column=column, event=event)
 
 
-def session_metrics(analysis: SessionAnalysis) -> list[Metric]:
+#: cluster shares alert at this multiple of the configured threshold: the shares of one hour's
+#: sessions move together (they add up to one) and small clusters are noisy hour to hour, while
+#: the shifts worth an alert (a new mode at several percent of traffic) are far beyond it
+SHARE_THRESHOLD = 1.5
+
+
+def session_metrics(analysis: SessionAnalysis, threshold: float = 4.0) -> list[Metric]:
     """Bot share, each cluster's share (and new behaviour's), conversions against the model's
-    expectation, and the page metrics the source has data for."""
+    expectation, and the page metrics the source has data for (``threshold``: the config's)."""
     people = _sum("session.counted", SESSION_EVENT)
+    share_threshold = SHARE_THRESHOLD * threshold
     out = _page_metrics(analysis)  # first: the cube keeps each dimension's values with most of its first aggregate
     out.append(_ratio("bot_share", _sum("session.bot", SESSION_EVENT), Aggregate(type="count", event=SESSION_EVENT),
                       "share of sessions flagged as bots"))
@@ -69,9 +76,9 @@ def session_metrics(analysis: SessionAnalysis) -> list[Metric]:
         if name is None:
             continue
         out.append(_ratio(cluster_metric(name), _sum(f"session.cluster.{c}", SESSION_EVENT), people,
-                          f"share of people's sessions in the behaviour cluster '{name}'"))
+                          f"share of people's sessions in the behaviour cluster '{name}'", share_threshold))
     out.append(_ratio("cluster_share.new_behaviour", _sum("session.cluster.new", SESSION_EVENT), people,
-                      "share of people's sessions unlike every behaviour cluster"))
+                      "share of people's sessions unlike every behaviour cluster", share_threshold))
     if np.isfinite(analysis.frame["expected_conversion"]).any():
         out.append(_ratio("conversion_vs_expected", _sum("session.converted_modelled", SESSION_EVENT),
                           _sum("session.expected_conversion", SESSION_EVENT),
