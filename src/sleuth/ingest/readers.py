@@ -23,6 +23,8 @@ URL_RE = re.compile(r"^[a-z][a-z0-9+]*://")
 def connect_duckdb() -> ibis.BaseBackend:
     con = ibis.duckdb.connect()
     con.raw_sql("SET TimeZone='UTC'")
+    # DuckDB draws a progress bar on stdout for queries over 2 s, into `--json` output
+    con.raw_sql("SET enable_progress_bar=false")
     return con
 
 

@@ -150,7 +150,7 @@ def analyse(events, config: Config) -> SessionAnalysis:
     notes.append(note)
     frame["train"] = fit
     frame["cluster"] = label
-    frame["cluster_name"] = [clusters.name_of(c) for c in label]
+    frame["cluster_name"] = np.array([*clusters.names, NEW], dtype=object)[label]  # -1: the last, new behaviour
     frame["score"] = score
     frame["label"] = np.where(bot, "bot", np.where(outlier, "outlier", ""))
     frame["reasons"] = reasons

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import SessionsConfig
-from .features import BEHAVIOUR
+from .features import BEHAVIOUR, fmt_value
 
 MIN_GAPS = 8
 MIN_PAGES = 5
@@ -93,12 +93,7 @@ def outlier_reasons(frame: pd.DataFrame, x_std: np.ndarray, features: list[str],
         for j in np.argsort(-z)[:top]:
             f = features[j]
             v, usual = frame[f].iat[i], typical[f]
-            r.append(f"{BEHAVIOUR[f][2]} {_num(v)} (usually {_num(usual)})")
+            r.append(f"{BEHAVIOUR[f][2]} {fmt_value(v)} (usually {fmt_value(usual)})")
         out.append(r)
     return out
 
-
-def _num(v: float) -> str:
-    if v is None or not np.isfinite(v):
-        return "none"
-    return f"{v:.2f}" if abs(v) < 10 and v != int(v) else f"{v:,.0f}"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .features import BEHAVIOUR
+from .features import BEHAVIOUR, fmt_value
 
 NEW = "new behaviour"
 K_RANGE = range(2, 9)
@@ -113,7 +113,7 @@ def name_clusters(x_std: np.ndarray, labels: np.ndarray, features: list[str], ra
         top = [j for j in order[:2] if abs(effect[j]) >= NAME_EFFECT] or order[:1]
         name = ", ".join(BEHAVIOUR[features[j]][0 if effect[j] > 0 else 1] for j in top)
         mine = raw.loc[inside, features].median()
-        descriptions.append("; ".join(f"{BEHAVIOUR[features[j]][2]} {_fmt(mine.iloc[j])} (all sessions {_fmt(overall.iloc[j])})"
+        descriptions.append("; ".join(f"{BEHAVIOUR[features[j]][2]} {fmt_value(mine.iloc[j])} (all sessions {fmt_value(overall.iloc[j])})"
                                       for j in order[:3]))
         names.append(name)
     for dup in {n for n in names if names.count(n) > 1}:  # two clusters alike in their top traits
@@ -121,11 +121,6 @@ def name_clusters(x_std: np.ndarray, labels: np.ndarray, features: list[str], ra
             names[c] = f"{dup} ({i + 1})"
     return names, descriptions
 
-
-def _fmt(v: float) -> str:
-    if not np.isfinite(v):
-        return "-"
-    return f"{v:.2f}" if abs(v) < 10 and v != int(v) else f"{v:,.0f}"
 
 
 def fit_clusters(z: np.ndarray, x_std: np.ndarray, residual: np.ndarray, features: list[str], raw: pd.DataFrame,

@@ -30,6 +30,13 @@ LOG = ("pages", "events", "clicks", "time_on_site", "dwell", "click_gap", "forms
 OUTCOMES = ("conversions", "revenue")
 
 
+def fmt_value(v: float) -> str:
+    """A feature's value as people read it: 2.35, 38, 1,204 (``-`` when there is none)."""
+    if v is None or not np.isfinite(v):
+        return "-"
+    return f"{v:.2f}" if abs(v) < 10 and v != int(v) else f"{v:,.0f}"
+
+
 def session_features(tables: SessionTables) -> pd.DataFrame:
     """One row per session: keys, start, context, behaviour features, outcomes and the raw
     quantities the bot rules read (fastest form, click gaps, page span)."""

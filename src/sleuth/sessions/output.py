@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..incidents import Incident, _num
 from .clusters import NEW
-from .features import BEHAVIOUR, LOG, behaviour_matrix
+from .features import BEHAVIOUR, LOG, behaviour_matrix, fmt_value
 from .metrics import cluster_metric, page_metric_names
 
 MAX_SESSION_IDS = 20
@@ -81,7 +81,7 @@ def describe_window(det, cluster: int, start: pd.Timestamp, end: pd.Timestamp) -
         feat = a.features[j]
         hi, lo, what = BEHAVIOUR[feat]
         back = (lambda v: np.expm1(v)) if feat in LOG else (lambda v: v)
-        parts.append(f"{hi if effect[j] > 0 else lo} ({what} {_fmt(back(mean_now[j]))}, usually {_fmt(back(mean_base[j]))})")
+        parts.append(f"{hi if effect[j] > 0 else lo} ({what} {fmt_value(back(mean_now[j]))}, usually {fmt_value(back(mean_base[j]))})")
     pages = _pages_over(a, f.loc[inside, "sid"])
     text = "sessions with " + "; ".join(parts)
     if pages:
@@ -108,11 +108,6 @@ def _pages_over(a, sids: pd.Series, top: int = 3) -> list[str]:
     lift = (m / e.reindex(m.index)).where(m >= 0.05).dropna().sort_values(ascending=False)
     return [p for p in lift.index[:top] if lift[p] >= 1.5]
 
-
-def _fmt(v: float) -> str:
-    if v is None or not np.isfinite(v):
-        return "-"
-    return f"{v:.2f}" if abs(v) < 10 and v != int(v) else f"{v:,.0f}"
 
 
 def shift_records(det) -> list[dict[str, Any]]:
