@@ -223,7 +223,8 @@ def nested_tables(raw: ibis.Table, config: Config, source: str, con: Any, materi
     sessions = sessions.filter(sessions.start.notnull())
 
     # ---- which lists the hits hold (forms and clicks ride along in the hits pass)
-    tables = list_tables(root, [f.hits], source, keys=False)
+    # only the key, the start and the hits go through the unnest (it repeats the parent's columns per hit)
+    tables = list_tables(root.select(SID, f.start, f.hits), [f.hits], source, keys=False)
     hits = tables[f.hits]
     inner: dict[str, str] = {}
     for key, leaf in (("forms", "form_fill"), ("clicks", "click_time"), ("events", None)):
@@ -266,7 +267,8 @@ def nested_tables(raw: ibis.Table, config: Config, source: str, con: Any, materi
         event=event, page=hc._page.cast("string") if wanted["page"] else ibis.null().cast("string"),
         revenue=num("revenue") * f.revenue_scale, latency=num("latency"), ajax=num("ajax_calls"), bytes=num("bytes"))
     if "events" in inner:
-        events = list_tables(root, [f.hits, inner["events"]], source, keys=False)[inner["events"]]
+        events = list_tables(root.select(SID, f.start, f.hits), [f.hits, inner["events"]], source,
+                             keys=False)[inner["events"]]
         hit_rows = hit_rows.union(_nested_events(events, f), distinct=False)
     stats = hit_rows.aggregate(n=hit_rows.count(), bad=hit_rows.off.isnull().sum()).execute().iloc[0]
     if int(stats["bad"]):
