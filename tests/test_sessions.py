@@ -246,3 +246,24 @@ def test_conversion_expectations_never_use_later_weeks():
 def test_mix_verdict_says_whether_the_traffic_or_its_conversion_changed():
     assert mix_verdict(0.02, 0.04, 0.021, 0.04).startswith("traffic mix explains the drop")
     assert mix_verdict(0.02, 0.04, 0.039, 0.04).startswith("the same traffic converts worse")
+
+
+def test_session_config_round_trips_and_rejects_unknown_keys():
+    cfg = parse_config({"exclude_bots": True, "sessions": {"fields": {"hits": "pages", "latency": None}, "clusters": 4}})
+    again = parse_config(cfg.to_dict())
+    assert again == cfg and again.sessions.fields.latency is None and again.sessions.fields.hits == "pages"
+    from sleuth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown key 'hit'; allowed here: session_id, user_id"):
+        parse_config({"sessions": {"fields": {"hit": "pages"}}})
+
+
+def test_a_missing_scikit_learn_names_the_extra(monkeypatch):
+    import sys
+
+    from sleuth.errors import SleuthError
+    from sleuth.sessions.analysis import _require_sklearn
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    with pytest.raises(SleuthError, match=r"pip install 'sleuth\[sessions\]'"):
+        _require_sklearn()

@@ -293,7 +293,10 @@ class Config(_Model):
         return 168 if self.granularity == "1h" else 7
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        d = self.model_dump(mode="json", exclude_none=True)
+        # a session field mapped to null means "the export has none": keep it, or it comes back as GA360's
+        d["sessions"]["fields"] = self.sessions.fields.model_dump(mode="json")
+        return d
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

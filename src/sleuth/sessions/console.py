@@ -9,6 +9,11 @@ from rich.table import Table
 from .output import page_records, shift_records
 
 
+#: how each bot rule's reason starts, and what it says in the summary
+REASONS = (("form filled", "filled a form too fast"), ("click gaps", "clicked like a clock"),
+           ("pages a minute", "read pages faster than a person can"))
+
+
 def _pct(x) -> str:
     return "-" if x is None or x != x else f"{x:.1%}"
 
@@ -49,9 +54,10 @@ def print_sessions(det, out: Console, err: Console, show: int = 10) -> None:
         out.print(t)
     bots = a.bots
     if len(bots):
-        kinds = Counter(reason.split(" in ")[0].split(" vary ")[0].split(" over ")[0] if "pages a minute" not in reason
-                        else "pages a minute" for rs in bots["reasons"] for reason in rs)
-        out.print("[bold]Bots[/]: " + ", ".join(f"{n:,} {k}" for k, n in kinds.most_common()), highlight=False)
+        kinds = Counter(next((label for key, label in REASONS if key in reason), "other")
+                        for rs in bots["reasons"] for reason in rs)
+        out.print(f"[bold]Bots[/] ({len(bots):,}): " + ", ".join(f"{n:,} {k}" for k, n in kinds.most_common()),
+                  highlight=False)
         for r in a.flagged().head(show).itertuples():
             out.print(f"  {r.label} {r.session_id} ({r.start:%Y-%m-%d %H:%M}): {'; '.join(r.reasons)}",
                       markup=False, highlight=False)
