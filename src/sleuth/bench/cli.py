@@ -237,7 +237,7 @@ def bench_sessions(weeks: int = typer.Option(6, min=5, max=12, help="weeks of ge
         return
     b, base = res["bots"], res["baseline"]
     out.print(f"[bold]Sessions bench[/]: {res['sessions']:,} sessions, {res['hits']:,} hits, {weeks} weeks; "
-              f"`sleuth sessions` {res['cli']['seconds']} s, peak {res['cli']['peak_rss_gb']} GB")
+              f"`sleuth sessions` {res['cli']['seconds']} s ({res['cli']['cpu_seconds']} CPU-s), peak {res['cli']['peak_rss_gb']} GB")
     out.print(f"bots: precision {b['precision']:.3f}, recall {b['recall']:.3f} ({b['flagged']:,} flagged, "
               f"{b['truth']:,} true; by kind {b['by_kind']})")
     out.print(f"baseline IsolationForest on naive features ({', '.join(base['features'])}): told the bot count, "
@@ -261,5 +261,5 @@ def bench_sessions(weeks: int = typer.Option(6, min=5, max=12, help="weeks of ge
     out.print(f"reduction: {res['reduction']}", highlight=False)
     if "scale" in res:
         s = res["scale"]
-        out.print(f"[bold]scale[/]: {s['sessions']:,} sessions, {s['hits']:,} hits: `sleuth sessions` {s['cli']['seconds']} s, "
-                  f"peak {s['cli']['peak_rss_gb']} GB (targets 60 s, 4 GB)")
+        out.print(f"[bold]scale[/]: {s['sessions']:,} sessions, {s['hits']:,} hits: `sleuth sessions` {s['cli']['seconds']} s "
+                  f"({s['cli']['cpu_seconds']} CPU-s over both cores), peak {s['cli']['peak_rss_gb']} GB (targets 60 s, 4 GB)")
