@@ -24,7 +24,7 @@ CONFIG = {"granularity": "1h", "dimensions": ["device", "page"]}
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     out = tmp_path_factory.mktemp("ga")
-    table, _, _ = generate_sessions(weeks=4, sessions_per_day=250, seed=11)
+    table, _, _ = generate_sessions(weeks=3, sessions_per_day=200, seed=11, inject=False)
     pq.write_table(table, out / "ga_sessions.parquet")
     (out / "sleuth.yaml").write_text(json.dumps(CONFIG), encoding="utf-8")
     return out

@@ -120,8 +120,10 @@ def test_flat_events_make_sessions_and_exclude_bots_says_how_many(shop):
     assert "bot_share" in left.cube.metrics and "page_latency_ms" not in left.cube.metrics  # no page data here
 
 
-def test_cli_sessions_json_and_a_bad_nested_field(export, tmp_path, run_cli):
-    path, _, _ = export
+def test_cli_sessions_json_and_a_bad_nested_field(tmp_path, run_cli):
+    path = tmp_path / "small.parquet"
+    table, _, _ = generate_sessions(weeks=2, sessions_per_day=150, seed=4, inject=False)
+    pq.write_table(table, path)
     cfg = tmp_path / "sleuth.yaml"
     cfg.write_text(json.dumps(CONFIG))
     done = run_cli("sessions", path, "--config", cfg, "--json", timeout=180)

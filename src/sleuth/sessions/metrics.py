@@ -102,7 +102,8 @@ def _kept_clusters(analysis: SessionAnalysis) -> list[str | None]:
     """Cluster names with a metric (``None`` for clusters too small among people's sessions)."""
     f = analysis.frame
     people = f["train"] & (f["label"] != "bot")
-    shares = np.bincount(f.loc[people, "cluster"].clip(lower=0), minlength=analysis.clusters.k)[: analysis.clusters.k]
+    labels = f.loc[people, "cluster"].to_numpy()
+    shares = np.bincount(labels[labels >= 0], minlength=analysis.clusters.k)[: analysis.clusters.k]
     shares = shares / max(people.sum(), 1)
     return [n if s >= MIN_CLUSTER_SHARE else None for n, s in zip(analysis.clusters.names, shares)]
 
@@ -112,7 +113,7 @@ def page_metric_names() -> dict[str, str]:
     return {m: short for _, m, short, _ in (*PAGE_MEASURES, *PAGE_COUNTS)}
 
 
-def _session_rows(analysis: SessionAnalysis, exclude_bots: bool) -> pd.DataFrame:
+def _session_rows(analysis: SessionAnalysis) -> pd.DataFrame:
     f = analysis.frame
     bot = (f["label"] == "bot").to_numpy()
     person = (~bot).astype(float)
@@ -136,7 +137,7 @@ def augment(events: Events, analysis: SessionAnalysis, exclude_bots: bool = Fals
     """A new :class:`Events` with the ``(session)`` and ``(page)`` rows added (``only``: instead of
     the events), bots' events removed when ``exclude_bots``, and ``page`` among the dimensions."""
     con = events.con
-    rows = _session_rows(analysis, exclude_bots)
+    rows = _session_rows(analysis)
     labels = con.create_table(ibis.util.gen_name("session_rows"), rows, temp=True)
     s = analysis.tables.sessions
     base = events.table

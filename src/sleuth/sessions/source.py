@@ -269,7 +269,10 @@ def nested_tables(raw: ibis.Table, config: Config, source: str, con: Any, materi
     if "events" in inner:
         events = list_tables(root.select(SID, f.start, f.hits), [f.hits, inner["events"]], source,
                              keys=False)[inner["events"]]
-        hit_rows = hit_rows.union(_nested_events(events, f), distinct=False)
+        hit_rows = hit_rows.union(_nested_events(events, f), distinct=False).cache()  # it reads the source again
+        extra_cache = [hit_rows]
+    else:
+        extra_cache = []
     stats = hit_rows.aggregate(n=hit_rows.count(), bad=hit_rows.off.isnull().sum()).execute().iloc[0]
     if int(stats["bad"]):
         if int(stats["bad"]) == int(stats["n"]):
@@ -294,7 +297,7 @@ def nested_tables(raw: ibis.Table, config: Config, source: str, con: Any, materi
     if cached is not None:
         cached.release()
     return SessionTables(con=con, sessions=sessions, hits=hit_rows, forms=forms, clicks=clicks,
-                         context=list(ctx), source=source, nested=True, notes=notes, has=has, cached=[hc],
+                         context=list(ctx), source=source, nested=True, notes=notes, has=has, cached=[hc, *extra_cache],
                          events_inside="events" in inner)
 
 
