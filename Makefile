@@ -9,12 +9,12 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 
 # Re-install only when the declared dependencies change (idempotent and quick otherwise).
-# The forecast, dashboard and classifier extras are installed too, so every registered detector, the
-# dashboard, the report and the classifier view are tested by `make test`.
+# The forecast, dashboard, classifier and sessions extras are installed too, so every registered detector,
+# the dashboard, the report, the classifier view and the sessions stage are tested by `make test`.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,forecast,dashboard,classifier]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,forecast,dashboard,classifier,sessions]'
 	touch $(STAMP)
 
 demo: install
@@ -27,14 +27,17 @@ SHARED ?= ../shared/bench
 DATA   ?= ../shared/data
 
 # Speed (ingest + cube vs hand-written SQL, detection, demo), the classifier view against Spotlight
-# as published on a generated demo shop, then accuracy on the public data in $(SHARED) when it is
-# there (NAB, cloud monitoring, root-cause cases), daily retail stores against Prophet with holidays and
-# statsforecast MSTL (generated, with a moving retail calendar and a market); Panomaly and root_anom reproduced on the samples
-# in $(DATA) (each says when they are absent), root_anom's matrix on a generated shop.
+# as published on a generated demo shop, the sessions stage on a generated GA360 export (bots, pages
+# and shifts against IsolationForest on naive features; 1 M sessions timed), then accuracy on the
+# public data in $(SHARED) when it is there (NAB, cloud monitoring, root-cause cases), daily retail
+# stores against Prophet with holidays and statsforecast MSTL (generated, with a moving retail calendar
+# and a market); Panomaly and root_anom reproduced on the samples in $(DATA) (each says when they are
+# absent), root_anom's matrix on a generated shop.
 bench: install
 	$(BIN)/python -m sleuth.bench.perf
 	$(BIN)/sleuth bench classifier
 	$(BIN)/sleuth bench formats
+	$(BIN)/sleuth bench sessions --scale 1000000
 	@if [ -d $(SHARED)/nab ]; then $(BIN)/sleuth bench nab $(SHARED)/nab; else echo "NAB data not present at $(SHARED)/nab: skipped"; fi
 	@if [ -d $(SHARED)/ms-cloud-monitoring ]; then $(BIN)/sleuth bench cloud $(SHARED)/ms-cloud-monitoring; else echo "cloud-monitoring data not present: skipped"; fi
 	$(BIN)/sleuth bench retail

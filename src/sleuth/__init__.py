@@ -28,6 +28,7 @@ _LAZY = {
     "generate_shop": "sleuth.datasets",
     "run_once": "sleuth.alerts",
     "open_store": "sleuth.alerts",
+    "analyse_sessions": "sleuth.sessions",
 }
 
 

@@ -223,6 +223,31 @@ def demo(
 
 
 @app.command()
+def sessions(
+    source: str = typer.Argument(..., help="a nested session export (GA360 ga_sessions: .jsonl, .parquet, an ibis "
+                                 "URL) or an event stream"),
+    config: Optional[Path] = ConfigOpt,
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line: summary, cluster shifts, pages, "
+                                 "flagged sessions (Contract 8)"),
+    since: Optional[str] = typer.Option(None, help="report incidents starting at or after this time (ISO 8601)"),
+    until: Optional[str] = typer.Option(None, help="read only data before this time"),
+) -> None:
+    """Bots, behaviour clusters and slow pages in session data (Contract 8)."""
+    from .pipeline import detect as run_detect
+    from .sessions.output import _clean, records
+
+    with stages(not as_json) as say:
+        result = run_detect(source, config, since=since, until=until, progress=say, sessions="only")
+    if as_json:
+        for r in records(result):
+            sys.stdout.write(json.dumps(_clean(r), ensure_ascii=False, default=str) + "\n")
+        return
+    from .sessions.console import print_sessions
+
+    print_sessions(result, out, err)
+
+
+@app.command()
 def rca(
     cases: list[Path] = typer.Argument(..., help="leaf tables: one CSV per case (real,predict,<dimensions>)"),
     real: str = typer.Option("real", help="column of actual values (a ratio's numerator)"),

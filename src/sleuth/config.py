@@ -233,6 +233,63 @@ class CalendarEvent(_Model):
                      None if self.properties is None else tuple(self.properties))
 
 
+class SessionFields(_Model):
+    """Where a nested session export keeps each field: Google Analytics 360 ``ga_sessions`` names by
+    default, so a GA360 export needs no mapping. Dotted paths; list fields (``hits``, ``forms``,
+    ``clicks``, ``events``) are the lists themselves, their fields start with the list's path.
+    Times inside a session (``hit_time``, ``click_time``) are milliseconds since it started, or
+    timestamps; ``form_fill`` is milliseconds."""
+
+    session_id: str = "visitId"
+    user_id: str | None = "fullVisitorId"
+    start: str = "visitStartTime"
+    device: str | None = "device.deviceCategory"
+    browser: str | None = "device.browser"
+    os: str | None = "device.operatingSystem"
+    country: str | None = "geoNetwork.country"
+    channel: str | None = "channelGrouping"
+    hits: str = "hits"
+    hit_time: str = "hits.time"
+    hit_type: str | None = "hits.type"
+    page: str | None = "hits.page.pagePath"
+    latency: str | None = "hits.latencyTracking.pageLoadTime"
+    ajax_calls: str | None = "hits.ajaxCalls"
+    bytes: str | None = "hits.bytes"
+    event: str | None = "hits.eventInfo.eventAction"
+    revenue: str | None = "hits.transaction.transactionRevenue"
+    #: GA360 keeps money in millionths of the currency
+    revenue_scale: float = Field(default=1e-6, gt=0)
+    #: a list of events inside each hit (``pages.events``); GA360 has EVENT hits instead
+    events: str | None = None
+    forms: str | None = "hits.forms"
+    form_fill: str | None = "hits.forms.fillTime"
+    clicks: str | None = "hits.clicks"
+    click_time: str | None = "hits.clicks.time"
+
+
+class SessionsConfig(_Model):
+    """The sessions stage (``sleuth sessions``; with ``detect``/``run`` when enabled)."""
+
+    #: ``None``: on for nested session exports, off for flat event streams
+    enabled: bool | None = None
+    fields: SessionFields = Field(default_factory=SessionFields)
+    #: clusters, the reduction and the outlier scale are learned on the first days of the data
+    train_days: int = Field(default=14, gt=0)
+    #: behaviour clusters; ``None``: chosen from the data (silhouette)
+    clusters: int | None = Field(default=None, ge=2, le=12)
+    #: session anomaly score in the reduced space: an isolation forest (the default: it ranks the
+    #: bots of ``sleuth bench sessions`` better), or a robust (MCD) Mahalanobis distance
+    outlier_method: Literal["robust", "isolation_forest"] = "isolation_forest"
+    #: share of the training sessions scoring above the ``outlier`` label's threshold
+    outlier_rate: float = Field(default=0.002, gt=0, lt=0.5)
+    #: a person does not fill a form faster than this
+    bot_form_seconds: float = Field(default=1.5, ge=0)
+    #: click gaps (at least 8) whose interquartile range is less than this share of their median are a machine's
+    bot_click_spread: float = Field(default=0.1, ge=0)
+    #: a person does not read this many pages a minute (over at least 5 pages)
+    bot_pages_per_minute: float = Field(default=20.0, gt=0)
+
+
 class Config(_Model):
     granularity: Literal["1h", "1d"] = "1h"
     timezone: str = "UTC"
@@ -260,6 +317,10 @@ class Config(_Model):
     peers: list[list[str]] | None = None
     notify: list[NotifyRoute] = Field(default_factory=list)
     store: str | None = None
+    #: session behaviour, bots and pages (see :class:`SessionsConfig`)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    #: remove sessions flagged as bots from every other metric (the sessions stage then runs)
+    exclude_bots: bool = False
     #: where people open the dashboard (``sleuth dashboard``), e.g. ``http://127.0.0.1:8501``;
     #: alert messages then link to each incident's page
     dashboard_url: str | None = None
@@ -323,7 +384,10 @@ class Config(_Model):
         return 168 if self.granularity == "1h" else 7
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        d = self.model_dump(mode="json", exclude_none=True)
+        # a session field mapped to null means "the export has none": keep it, or it comes back as GA360's
+        d["sessions"]["fields"] = self.sessions.fields.model_dump(mode="json")
+        return d
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -366,7 +430,8 @@ def _allowed_keys(parent: str | None) -> list[str]:
     if parent:
         name = re.sub(r"\[\d+\]", "", parent).split(".")[-1]
         model = {"metrics": Metric, "numerator": Aggregate, "denominator": Aggregate,
-                 "columns": Columns, "notify": NotifyRoute, "calendar": CalendarEvent}.get(name, Config)
+                 "columns": Columns, "notify": NotifyRoute, "calendar": CalendarEvent,
+                 "sessions": SessionsConfig, "fields": SessionFields}.get(name, Config)
     return list(model.model_fields)
 
 

@@ -83,6 +83,10 @@ class Incident:
     #: stage, the days of history it had, the days at which it is mature, and what it can and cannot
     #: catch yet (see :func:`sleuth.detectors.base.maturity`); None for a mature series
     learning: dict[str, Any] | None = None
+    #: conversion metrics, when the sessions stage ran: the sessions' conversion against what the
+    #: conversion model expected of them, now and in the same hours of earlier weeks, and the
+    #: verdict ("traffic mix explains the drop" or "the same traffic converts worse")
+    traffic_mix: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

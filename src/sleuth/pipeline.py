@@ -22,7 +22,7 @@ from .metrics.derive import resolve_metrics
 
 Progress = Callable[[str], None]
 #: what :func:`detect` reports to its ``progress`` callback, in order
-STAGES = ("reading events", "building the metrics cube", "scoring every series", "grouping incidents",
+STAGES = ("reading events", "describing sessions", "building the metrics cube", "scoring every series", "grouping incidents",
           "explaining incidents")
 
 
@@ -36,6 +36,8 @@ class Detection:
     events: Events
     config: Config
     notes: list[str] = field(default_factory=list)
+    #: the sessions stage (:class:`sleuth.sessions.analysis.SessionAnalysis`) when it ran
+    sessions: Any = None
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -299,7 +301,7 @@ def _name_days(cube: Cube, incidents: list[Incident]) -> None:
 
 def detect(source: Any, config: Config | dict | str | Path | None = None, *, since: Any = None,
            until: Any = None, detector: str = "seasonal", progress: Progress | None = None,
-           expected: list[dict] | None = None) -> Detection:
+           expected: list[dict] | None = None, sessions: bool | str | None = None) -> Detection:
     """Detect and explain incidents in ``source`` (a path, an ibis URL ``...#table``, a frame or a table).
 
     ``expected``: windows people labelled expected (``property, metric, segment, start, end``, as
@@ -308,24 +310,48 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
 
     Only data before ``until`` is read (replaying history behaves as if run live); incidents that
     start before ``since`` are not reported.
+
+    ``sessions``: run the sessions stage (bots, behaviour clusters, pages) and add its metrics;
+    ``None`` follows the config (``sessions.enabled``; by default on for nested session exports
+    and with ``exclude_bots``), ``"only"`` watches its metrics alone.
     """
     say = progress or (lambda _stage: None)
     cfg = as_config(config)
     t_since, t_until = parse_time(since, "since"), parse_time(until, "until")
     say(STAGES[0])
-    events = load_events(source, cfg)
-    metrics = resolve_metrics(cfg, events)
+    if sessions == "only":  # the sessions stage's metrics alone: a nested export's event stream is never read
+        from .sessions.source import session_events
+
+        events, metrics = session_events(source, cfg), []
+    else:
+        events = load_events(source, cfg)
+        metrics = resolve_metrics(cfg, events)
+    analysis = None
+    if _sessions_wanted(cfg, events, sessions):
+        say(STAGES[1])
+        from .sessions.analysis import analyse
+        from .sessions.metrics import augment, session_metrics
+
+        analysis = analyse(events, cfg)
+        taken = {m.name for m in metrics}
+        extra = [m for m in session_metrics(analysis, cfg.threshold) if m.name not in taken]
+        events = augment(events, analysis, exclude_bots=cfg.exclude_bots, only=sessions == "only")
+        metrics = extra if sessions == "only" else [*metrics, *extra]
     if not metrics:
         raise InputError(f"{events.source}: no metrics to watch; define some under 'metrics:' in sleuth.yaml")
-    say(STAGES[1])
-    cube = build_cube(events, metrics, cfg, until=t_until)
     say(STAGES[2])
+    cube = build_cube(events, metrics, cfg, until=t_until)
+    say(STAGES[3])
     det = get_detector(detector, threshold=cfg.threshold)
     scores = respect_range(cube, det.score_batch(batch_of(cube, expected)))
-    say(STAGES[3])
-    incidents = find_incidents(cube, scores, since=t_since)
-    mark_learning(cube, scores, incidents)
     say(STAGES[4])
+    incidents = find_incidents(cube, scores, since=t_since)
+    if analysis is not None:
+        from .sessions.metrics import page_incidents
+
+        incidents = page_incidents(cube, scores, incidents, since=t_since)
+    mark_learning(cube, scores, incidents)
+    say(STAGES[5])
     paths: dict[tuple, tuple] = {}  # linked incidents share a window: one path query each
     money = revenue_metric(cube, events.mapping.get("revenue"))
     for inc in incidents:
@@ -334,18 +360,36 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
         inc.peers = peer_changes(cube, scores, inc)
         label_market(inc)
         key = (inc.property, tuple(sorted(inc.segment.items())), inc.start, inc.end)
+        if sessions == "only":  # no events with their sessions to follow
+            continue
         if key not in paths:
             table, disrupted = path_change(events, inc.start_time(), inc.end_time(), inc.property, inc.segment)
             paths[key] = (transitions_for(table), disrupted_event_for(disrupted))
         inc.transitions, inc.disrupted_event = paths[key]
+    if analysis is not None:
+        from .sessions.metrics import attach_traffic_mix
+
+        attach_traffic_mix(analysis, incidents, cube.metrics)
     _name_days(cube, incidents)
     step = pd.Timedelta(cfg.step)
     network = event_network_links(
         incidents, cube.metrics, step,
         lambda prop, start, end: transition_counts(events, {"w": (start, end)}, prop))
     link_incidents(incidents, step, cube.metrics, network)
-    notes = [*events.notes, *cube.notes, *_history_notes(cube, det), *_choice_notes(det)]
-    return Detection(incidents=incidents, cube=cube, scores=scores, events=events, config=cfg, notes=notes)
+    notes = [*events.notes, *(analysis.notes if analysis else []), *cube.notes, *_history_notes(cube, det),
+             *_choice_notes(det)]
+    return Detection(incidents=incidents, cube=cube, scores=scores, events=events, config=cfg, notes=notes,
+                     sessions=analysis)
+
+
+def _sessions_wanted(cfg: Config, events: Events, asked: bool | str | None) -> bool:
+    if asked is not None:
+        return bool(asked)
+    if cfg.sessions.enabled is not None:
+        if cfg.exclude_bots and not cfg.sessions.enabled:
+            raise InputError("exclude_bots needs the sessions stage, which sessions.enabled: false turns off")
+        return cfg.sessions.enabled
+    return events.nested is not None or cfg.exclude_bots
 
 
 def describe(source: Any, config: Config | dict | str | Path | None = None) -> dict[str, Any]:

@@ -300,3 +300,47 @@ def bench_retail(years: int = typer.Option(3, min=2, max=6, help="years of daily
               "as alerts (linked incidents together) sleuth's are "
               f"{res['methods']['sleuth']['alerts_special_per_store_year']:.2f} / store / year on named days and "
               f"{res['methods']['sleuth']['alerts_other_per_store_month']:.2f} / store / month on other days.")
+
+
+@bench_app.command("sessions")
+def bench_sessions(weeks: int = typer.Option(6, min=5, max=12, help="weeks of generated sessions (alerts need 3)"),
+                   sessions_per_day: float = typer.Option(3000.0, min=500, help="people's sessions per day"),
+                   seed: int = typer.Option(7, help="random seed of the export"),
+                   scale: int = typer.Option(0, min=0, help="also time `sleuth sessions` on this many sessions over "
+                                             "4 weeks (1000000 for the target; minutes to generate)"),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """Bots, slow pages and a behaviour shift in a generated GA360 export, against IsolationForest
+    on naive per-session features in the same run."""
+    from .sessions import run_sessions_bench
+
+    res = run_sessions_bench(weeks=weeks, sessions_per_day=sessions_per_day, seed=seed, scale=scale or None)
+    if emit_json(res, as_json):
+        return
+    b, base = res["bots"], res["baseline"]
+    out.print(f"[bold]Sessions bench[/]: {res['sessions']:,} sessions, {res['hits']:,} hits, {weeks} weeks; "
+              f"`sleuth sessions` {res['cli']['seconds']} s ({res['cli']['cpu_seconds']} CPU-s), peak {res['cli']['peak_rss_gb']} GB")
+    out.print(f"bots: precision {b['precision']:.3f}, recall {b['recall']:.3f} ({b['flagged']:,} flagged, "
+              f"{b['truth']:,} true; by kind {b['by_kind']})")
+    out.print(f"baseline IsolationForest on naive features ({', '.join(base['features'])}): told the bot count, "
+              f"precision {base['at_bot_count']['precision']:.3f}, recall {base['at_bot_count']['recall']:.3f}; "
+              f"default threshold precision {base['default_threshold']['precision']:.3f}, recall "
+              f"{base['default_threshold']['recall']:.3f}; ROC AUC {base['auc']:.3f}")
+    for name, m in res["score_methods"].items():
+        out.print(f"  reduced space, {name}: ROC AUC {m['auc']:.3f} for bots; told the bot count, precision "
+                  f"{m['at_bot_count']['precision']:.3f} ({m['seconds']} s)")
+    d = res["detection"]
+    for e in d["events"]:
+        out.print(f"  {e['kind']:<16} {e['start']} to {e['end']}: {'[green]found[/]' if e['found'] else '[red]MISSED[/]'}"
+                  f" ({e['incidents']} incidents{'; ' + e['detail'] if e['detail'] else ''})")
+    out.print(f"false page incidents {d['false_page_incidents']} ({d['false_page_per_4_weeks']} per 4 weeks), "
+              f"false shifts {d['false_shifts']} ({d['false_shift_per_4_weeks']} per 4 weeks) over "
+              f"{d['scored_weeks']} scored weeks; during the injected events, {d['related_page_incidents']} more page "
+              f"incidents and {d['related_shifts']} more shifts on what they moved (exit rates in the checkout loop...)")
+    for r in d["false_page_list"] + d["false_shift_list"]:
+        out.print(f"  false: {r}", highlight=False)
+    out.print(f"checkout-loop sessions set aside as new behaviour: {res['checkout_loop_as_new_behaviour']:.0%}")
+    out.print(f"reduction: {res['reduction']}", highlight=False)
+    if "scale" in res:
+        s = res["scale"]
+        out.print(f"[bold]scale[/]: {s['sessions']:,} sessions, {s['hits']:,} hits: `sleuth sessions` {s['cli']['seconds']} s "
+                  f"({s['cli']['cpu_seconds']} CPU-s over both cores), peak {s['cli']['peak_rss_gb']} GB (targets 60 s, 4 GB)")

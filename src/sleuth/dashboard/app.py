@@ -13,12 +13,13 @@ import streamlit as st
 from sleuth.alerts import open_store
 from sleuth.alerts.store import LABELS, STATES
 from sleuth.dashboard import data as d
+from sleuth.dashboard import sessions as sessions_page
 from sleuth.dashboard import view
 from sleuth.dashboard.source import Settings
 from sleuth.incidents import SEVERITY_RANK
 from sleuth.redact import redact_source
 
-PAGES = ("Alerts", "Overview", "Metric", "Incident")
+PAGES = ("Alerts", "Overview", "Metric", "Incident", "Sessions")
 ALL = "(all)"
 #: seconds between checks for a newer run in the store (the page then shows it)
 REFRESH = 30
@@ -41,6 +42,15 @@ def detected(source: str, config: str | None):
 def snapshot(settings: Settings):
     snap = stored(settings.store, settings.source, view.latest_run(settings.store))
     return snap if snap is not None else detected(settings.source, settings.config)
+
+
+@st.cache_resource(show_spinner="Analysing the sessions (reads the events; once per server)…")
+def sessions_detection(source: str, config: str | None):
+    """The sessions stage's view (the reduced space, clusters, bots) needs the sessions themselves:
+    computed when the Sessions page is first opened, like the classifier view."""
+    from sleuth.pipeline import detect
+
+    return detect(source, config)
 
 
 @st.cache_resource(show_spinner="Reading the events for the classifier…")
@@ -229,6 +239,8 @@ def main() -> None:
         overview(snap, view.incident_rows(settings.store))
     elif page == "Metric":
         metric_page(snap)
+    elif page == "Sessions":
+        sessions_page.render(sessions_detection(settings.source, settings.config))
     else:
         incident_page(snap, settings)
     where = f"run {snap.run} of {snap.created} UTC" if snap.run else "detected when the server started (no run stored)"

@@ -18,6 +18,7 @@ from ..incidents import SEVERITY_RANK, Incident
 from ..snapshot import Snapshot
 from . import data as d
 from . import view
+from .sessions import report_section as sessions_section
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -90,10 +91,15 @@ def render_report(snap: Snapshot, title: str, classifier: int = 0, events: Any =
     if classifier and incs:
         evs, metrics = events
         views = {inc.id: d.classifier_view(evs, metrics, inc) for inc in top_incidents(incs, classifier)}
-    sections = [incident_section(snap, inc, with_js=(n == 0), classifier=views.get(inc.id)) for n, inc in enumerate(incs)]
+    det = snap.detection  # the sessions stage's section needs the live analysis (not stored)
+    with_sessions = det is not None and getattr(det, "sessions", None) is not None
+    sections = [incident_section(snap, inc, with_js=(n == 0 and not with_sessions), classifier=views.get(inc.id))
+                for n, inc in enumerate(incs)]
     toc = "".join(f"<li><a href='#{i.id}'>{html.escape(d.incident_summary(i, snap.config.timezone))}</a></li>"
                   for i in incs)
     body = "\n".join(sections) if sections else "<p>No incidents in this period.</p>"
+    if with_sessions:
+        body = sessions_section(det) + body
     note = f" The classifier view is shown for the {len(views)} most severe." if views else ""
     origin = (f"From the alert store: run {snap.run} ({snap.created} UTC), data up to {snap.data_end}."
               if snap.run else f"Detected over the data up to {snap.data_end}.")

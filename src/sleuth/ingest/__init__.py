@@ -57,6 +57,8 @@ class Events:
     #: the known format the source was recognised as (``ga4``, ``segment``, ...; see ``formats``)
     format: str | None = None
     _session_dims: list[str] | None = field(default=None, repr=False)
+    #: the sessions, hits, forms and clicks tables when the source was a nested session export
+    nested: Any = field(default=None, repr=False)
 
     @property
     def columns(self) -> list[str]:
@@ -157,11 +159,21 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     if len(junk) == len(raw.columns):
         raise InputError(f"{name}: no named columns; the first line must be a header such as 'timestamp,event'")
     raw = raw.drop(*junk)
-    fmt = recognise(raw, config, name)  # GA4, Segment, Snowplow, Amplitude, Mixpanel: by their columns
-    if fmt is not None:
-        raw, config, read_notes = fmt.table, fmt.config, [*read_notes, *fmt.notes]
+    from ..sessions.source import is_session_export, nested_tables
+
+    nested, fmt = None, None
+    if not config.explode and is_session_export(raw, config.sessions.fields):
+        # a nested session export (GA360 ga_sessions): one event per hit, the tables kept for the sessions stage
+        nested = nested_tables(raw, config, name, backend, materialize=not name.lower().endswith((".parquet", ".pq")))
+        raw = nested.event_stream()
+    else:
+        fmt = recognise(raw, config, name)  # GA4, Segment, Snowplow, Amplitude, Mixpanel: by their columns
+        if fmt is not None:
+            raw, config, read_notes = fmt.table, fmt.config, [*read_notes, *fmt.notes]
     raw, notes = flatten(raw, config.explode, name)
     notes = [*read_notes, *notes]
+    if nested is not None:
+        notes = [f"a nested session export: one event per hit ({len(nested.context)} context fields)", *nested.notes, *notes]
     mapping = _resolve_columns(raw, config, name)
 
     try:
@@ -228,7 +240,7 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     notes += span_notes
     notes += empty_measures(table, mapping)
     return Events(con=backend, table=table, source=name, dimensions=dimensions, mapping=mapping,
-                  sessions_derived=derived, notes=notes, format=fmt.format if fmt else None)
+                  sessions_derived=derived, notes=notes, format=fmt.format if fmt else None, nested=nested)
 
 
 __all__ = ["Events", "load_events", "numeric_column", "ALIASES", "NONE_VALUE", "DEFAULT_PROPERTY"]

@@ -267,6 +267,8 @@ def leaf_table(events: Events, metric: Metric, windows: dict[str, tuple[pd.Times
     if property is not None:
         t = t.filter(t.property == property)
     a, b = metric.parts()
+    if a.events and (b is None or b.events):  # only the metric's own events can count: read just those
+        t = t.filter(t.event.isin(sorted({*a.events, *(b.events if b is not None else ())})))
     keys = dims or ["_all"]
     t = t.mutate(_window=window_label(t, windows), _all=ibis.literal("all")).filter(lambda x: x._window.notnull())
     aggs = {"num": _agg_expr(t, a).cast("float64")}
