@@ -57,6 +57,8 @@ _CHI2_Q = 2.705543454095404  # chi-square(1 dof) at NOISE_QUANTILE
 MIN_NOISE = 0.01
 #: leaves per volume bin of the noise fit, and most bins
 BIN_LEAVES, MAX_BINS = 20, 20
+#: a bin whose squared deviations reach this at the quantile is saturated (|q| <= 1)
+SATURATED = 0.8
 #: a ratio's sampling noise is never below one event
 UNIT = 1.0
 #: a further cause must move its segment by at least this share of the strongest cause's move
@@ -69,6 +71,8 @@ PART_MOVED = 9.0
 #: bounded work: most elements in a set, and most (leaf x cuboid) cells kept in memory (deeper
 #: cuboids beyond it are left out; at 100,000 leaves that is every cuboid of up to 8 dimensions)
 MAX_ELEMENTS = 50
+#: the set spans (nearly) everything when its leaves hold this share of the information
+SPANNED = 0.9
 MARGIN = 6.0
 MAX_CELLS = 30_000_000
 
@@ -96,17 +100,21 @@ def _column(leaves: pd.DataFrame, col: str) -> np.ndarray:
 
 
 def leaf_arrays(leaves: pd.DataFrame, real: str, predict: str, real_den: str | None = None,
-                predict_den: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Actual ``v``, forecast ``f`` and sampling variance ``b`` of each leaf, and its denominator.
+                predict_den: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Actual ``v``, forecast ``f``, sampling variance ``b`` and denominator of each leaf, and the
+    unit of the measure (1 for counts, 0 otherwise).
 
     For a ratio the forecast numerator is the forecast rate at the actual denominator (a leaf with
     no forecast volume takes the overall forecast rate), and ``b`` is the binomial variance of the
-    numerator given the denominator, with the forecast's own sampling error and a floor of one
-    event; for an additive measure ``b`` is 0 and the denominator 1.
+    numerator given the denominator, with the forecast's own sampling error. An additive measure
+    whose actual values are all whole numbers is a count: ``b`` is its Poisson variance. Both have a
+    floor of one event, as one event is never strong evidence; other measures have ``b = 0``.
     """
     v, f = _column(leaves, real), _column(leaves, predict)
+    unit = UNIT if len(v) and bool(np.all(v >= 0) and np.all(v == np.round(v))) else 0.0
     if real_den is None or predict_den is None:
-        return v, f, np.zeros(len(v)), np.ones(len(v))
+        b = np.maximum(f, 0.0) + unit if unit else np.zeros(len(v))
+        return v, f, b, np.ones(len(v)), unit
     dv, df = _column(leaves, real_den), _column(leaves, predict_den)
     has = df > 0
     overall = f.sum() / df.sum() if df.sum() > 0 else 0.0
@@ -114,7 +122,7 @@ def leaf_arrays(leaves: pd.DataFrame, real: str, predict: str, real_den: str | N
     f = rate * dv
     r = float(np.clip(overall, 0.0, 1.0))
     b = r * (1 - r) * dv * (1 + np.where(has, dv / np.where(has, df, 1.0), 0.0)) + np.where(dv > 0, UNIT, 0.0)
-    return v, f, b, dv
+    return v, f, b, dv, unit
 
 
 # ----------------------------------------------------------------------------- cuboids
@@ -168,42 +176,58 @@ class _Cuboids:
 # ----------------------------------------------------------------------------- the noise
 
 class _Noise:
-    """``var(q) = s2 + kappa / m + b`` fitted on the leaves not yet explained (see the module doc)."""
+    """The variance of each leaf's deviation, fitted on the leaves not yet explained.
 
-    def __init__(self, q: np.ndarray, m: np.ndarray, b: np.ndarray, informative: np.ndarray, additive: bool):
-        self.q2, self.m, self.b, self.additive = q * q, m, b, additive
+    In units of the measure ``var(v - f) = s2 L^2 + kappa L + b``: a relative forecast error, a
+    count-like error and the known sampling variance ``b``, at the leaf's level ``L`` (the larger
+    of actual and forecast; for counts the forecast, at least one event, so a count that appears
+    from nothing is judged against the noise of nothing). Divided by ``vol^2`` it is the variance
+    of ``q``. ``s2`` and ``kappa`` make the 90th percentile of the standardised deviations match a
+    chi-square's in every level bin, fitted across the bins by least squares.
+    """
+
+    def __init__(self, q: np.ndarray, level: np.ndarray, vol: np.ndarray, b: np.ndarray,
+                 informative: np.ndarray, floor: bool, bounded: bool):
+        self.bounded = bounded
+        safe = np.where(informative, vol, 1.0)
+        self.q2 = q * q
+        self.rel = np.where(informative, (level / safe) ** 2, 0.0)   # multiplies s2
+        self.cnt = np.where(informative, level / safe ** 2, 0.0)      # multiplies kappa
+        self.b = np.where(informative, b / safe ** 2, 0.0)
+        self.floor = MIN_NOISE ** 2 if floor else 0.0
         idx = np.flatnonzero(informative)
-        idx = idx[np.argsort(m[idx], kind="stable")]
-        bins = int(np.clip(len(idx) // BIN_LEAVES, 1, MAX_BINS))
-        self.bins = np.array_split(idx, bins)
+        idx = idx[np.argsort(level[idx], kind="stable")]
+        self.bins = np.array_split(idx, int(np.clip(len(idx) // BIN_LEAVES, 1, MAX_BINS)))
 
     def fit(self, open_: np.ndarray) -> tuple[float, float]:
-        excess, inv_m = [], []
+        rows = []
         for part in self.bins:
             part = part[open_[part]]
             if len(part) < 3:
                 continue
+            # a bounded q (|q| <= 1): a bin whose deviations are mostly +-1 is saturated and
+            # says nothing
+            if self.bounded and float(np.quantile(self.q2[part], NOISE_QUANTILE)) >= SATURATED:
+                continue
             # q2 / (e + b) > c  <=>  q2 - c b > c e: the quantile has a closed form
-            excess.append(max(float(np.quantile(self.q2[part] - _CHI2_Q * self.b[part], NOISE_QUANTILE)), 0.0) / _CHI2_Q)
-            inv_m.append(1.0 / max(float(np.median(self.m[part])), 1e-12))
-        floor = MIN_NOISE ** 2 if self.additive else 0.0
-        if not excess:
-            return floor, 0.0
-        e, x = np.array(excess), np.array(inv_m)
-        if len(e) >= 3 and np.ptp(x) > 0:
-            kappa, s2 = np.polyfit(x, e, 1)
-            if kappa < 0:
-                s2, kappa = float(np.median(e)), 0.0
-            elif s2 < 0:
-                s2, kappa = 0.0, float(np.median(e / x))
-        else:
-            s2, kappa = float(np.median(e)), 0.0
-        return max(s2, floor), max(kappa, 0.0)
+            e = max(float(np.quantile(self.q2[part] - _CHI2_Q * self.b[part], NOISE_QUANTILE)), 0.0) / _CHI2_Q
+            rows.append((e, float(np.median(self.rel[part])), float(np.median(self.cnt[part]))))
+        if not rows:
+            return max(1.0 / _CHI2_Q, self.floor), 0.0  # every bin saturated: as noisy as it gets
+        e, x1, x2 = map(np.array, zip(*rows))
+        s2, kappa = float(np.median(e / np.maximum(x1, 1e-300))), 0.0
+        if len(e) >= 3 and np.ptp(x2 / np.maximum(x1, 1e-300)) > 0:
+            (a, c), *_ = np.linalg.lstsq(np.stack([x1, x2], axis=1), e, rcond=None)
+            if a >= 0 and c >= 0:
+                s2, kappa = float(a), float(c)
+            elif c > 0:  # no relative term: all of it count-like
+                s2, kappa = 0.0, float(np.median(e / np.maximum(x2, 1e-300)))
+        return max(s2, self.floor), kappa
 
     def weights(self, open_: np.ndarray, to: np.ndarray | None = None) -> np.ndarray:
-        """1 / var of the leaves ``to`` (default ``open_``), the noise fitted on ``open_``."""
+        """1 / var(q) of the leaves ``to`` (default ``open_``), the noise fitted on ``open_``."""
         s2, kappa = self.fit(open_)
-        var = s2 + kappa / np.maximum(self.m, 1e-12) + self.b
+        var = s2 * self.rel + kappa * self.cnt + self.b
         return np.where(open_ if to is None else to, 1.0 / np.maximum(var, 1e-300), 0.0)
 
 
@@ -216,7 +240,8 @@ def _gains(sw: np.ndarray, swd: np.ndarray) -> np.ndarray:
 
 def _widen(cub: _Cuboids, combo: tuple[int, ...], gid: int, w: np.ndarray, wq: np.ndarray, sign: float):
     """The most general ancestor of the element whose parts (in the element's cuboid) that moved
-    with the anomaly hold at least GENERALISE of its information; the element itself otherwise."""
+    with the anomaly hold at least GENERALISE of its information, the element's siblings included
+    (most of the rest of the ancestor moved too); the element itself otherwise."""
     leaf = cub.rep[combo][gid]
     ids = cub.ids[combo]
     for k in range(1, len(combo)):
@@ -228,7 +253,9 @@ def _widen(cub: _Cuboids, combo: tuple[int, ...], gid: int, w: np.ndarray, wq: n
             sw = np.bincount(inv, w[idx], len(u))
             swd = np.bincount(inv, wq[idx], len(u))
             moved = (_gains(sw, swd) > PART_MOVED) & (swd * sign > 0)
-            if sw.sum() > 0 and sw[moved].sum() >= GENERALISE * sw.sum():
+            rest = u != gid
+            if (sw.sum() > 0 and sw[moved].sum() >= GENERALISE * sw.sum()
+                    and sw[moved & rest].sum() >= 0.5 * sw[rest].sum() > 0):
                 gain = float(swd.sum() ** 2 / sw.sum())
                 if best is None or gain > best[0]:
                     best = (gain, anc, int(aid))
@@ -262,8 +289,8 @@ def _best(cub: _Cuboids, w: np.ndarray, wq: np.ndarray, sign: float, change: dic
     return best[0], best[1], best[2], bar
 
 
-def _search(cub: _Cuboids, noise: _Noise, q: np.ndarray, vol: np.ndarray, informative: np.ndarray,
-            sign: float, shift: float) -> tuple[list[tuple[tuple[int, ...], int, float]], float]:
+def _search(cub: _Cuboids, noise: _Noise, q: np.ndarray, vol: np.ndarray, size: np.ndarray,
+            informative: np.ndarray, sign: float, shift: float) -> tuple[list[tuple[tuple[int, ...], int, float]], float]:
     """Greedy forward selection (module doc, step 4) after removing a common ``shift`` of q.
 
     Returns the chosen ``(cuboid, element id, gain - cost)`` and the total of ``gain - cost``.
@@ -303,6 +330,27 @@ def _search(cub: _Cuboids, noise: _Noise, q: np.ndarray, vol: np.ndarray, inform
     return chosen, total
 
 
+def _spanned(cub: _Cuboids, chosen: list, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    for combo, gid, _ in chosen:
+        out |= cub.mask(combo, gid)
+    return out
+
+
+def _misfit(cub: _Cuboids, w: np.ndarray, q: np.ndarray, shift: float, chosen: list) -> float:
+    """Penalised misfit of a description: each leaf's weighted squared deviation from its
+    element's shift (from ``shift`` outside the elements), plus the cost of naming the elements."""
+    r = q - shift
+    fitted = np.zeros(len(q))
+    taken = np.zeros(len(q), dtype=bool)
+    for combo, gid, _ in chosen:
+        mask = cub.mask(combo, gid) & ~taken
+        sw = w[mask].sum()
+        fitted[mask] = (w * r)[mask].sum() / sw if sw > 0 else 0.0
+        taken |= mask
+    return float((w * (r - fitted) ** 2).sum()) + sum(cub.cost[c] for c, _, _ in chosen)
+
+
 def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", predict: str = "predict",
              real_den: str | None = None, predict_den: str | None = None,
              max_depth: int | None = None) -> list[RootCause]:
@@ -320,29 +368,34 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
         raise InputError("leaf table: real_den and predict_den go together (the denominators of a ratio)")
     if leaves.empty or not dims:
         return []
-    v, f, b, den = leaf_arrays(leaves, real, predict, real_den, predict_den)
-    vol = np.maximum(np.abs(v), np.abs(f))
-    informative = vol > 0
-    safe = np.where(informative, vol, 1.0)
-    q = np.where(informative, (v - f) / safe, 0.0)
-    b = np.where(informative, b / safe ** 2, 0.0)
-    m = (np.abs(v) + np.abs(f)) / 2
+    v, f, b, den, unit = leaf_arrays(leaves, real, predict, real_den, predict_den)
+    informative = np.maximum(np.abs(v), np.abs(f)) > 0
+    # the deviation's scale: the larger of actual and forecast (bounded deviations, light tails);
+    # for counts the forecast, at least one event (a Pearson-like deviation: 0 where 0.3 were
+    # expected is -0.3, and 19,543 page views where none were expected stand out as they should)
+    vol = np.maximum(np.abs(f), unit) if unit else np.maximum(np.abs(v), np.abs(f))
+    q = np.where(informative, (v - f) / np.where(informative, vol, 1.0), 0.0)
     total_change = float(v.sum() - f.sum())
     sign = float(np.sign(total_change))
     if not informative.any() or not np.any(q):
         return []
     cub = _Cuboids(leaves, dims, max_depth)
-    noise = _Noise(q, m, b, informative, additive=real_den is None)
-    chosen, score = _search(cub, noise, q, vol, informative, sign, 0.0)
+    noise = _Noise(q, vol, vol, b, informative, floor=not b.any(), bounded=not unit)
+    chosen, score = _search(cub, noise, q, vol, np.abs(f), informative, sign, 0.0)
 
-    # everything shifted alike: when a common shift alone beats the set found, search again
-    # beyond that shift and keep the better description (nothing beyond it: site-wide, no cause)
+    # everything shifted alike: when a common shift alone beats the set found, or the set spans
+    # (nearly) every leaf, search again beyond that shift and keep the better description, both
+    # judged under one noise model (nothing beyond the shift: site-wide, no root cause)
     w = noise.weights(informative)
     wq = w * q
     root = wq.sum() ** 2 / w.sum() - cub.root_cost if w.sum() > 0 and wq.sum() * sign >= 0 else 0.0
-    if root > max(score, 0.0):
-        beyond, score_beyond = _search(cub, noise, q, vol, informative, sign, float(wq.sum() / w.sum()))
-        if root + score_beyond > score:
+    spanned = _spanned(cub, chosen, len(q))
+    if root > 0 and (root > score or w[spanned].sum() >= SPANNED * w.sum()):
+        shift = float(wq.sum() / w.sum())
+        beyond, _ = _search(cub, noise, q, vol, np.abs(f), informative, sign, shift)
+        normal = informative & ~spanned & ~_spanned(cub, beyond, len(q))
+        common = noise.weights(normal if normal.sum() >= 3 else informative, to=informative)
+        if _misfit(cub, common, q, 0.0, chosen) > _misfit(cub, common, q, shift, beyond) + cub.root_cost:
             chosen = beyond
 
     evidence = max(float((w * q * q).sum() - informative.sum()), 1e-300)
