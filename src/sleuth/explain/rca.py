@@ -120,8 +120,11 @@ def leaf_arrays(leaves: pd.DataFrame, real: str, predict: str, real_den: str | N
     overall = f.sum() / df.sum() if df.sum() > 0 else 0.0
     rate = np.where(has, f / np.where(has, df, 1.0), overall)
     f = rate * dv
-    r = float(np.clip(overall, 0.0, 1.0))
-    b = r * (1 - r) * dv * (1 + np.where(has, dv / np.where(has, df, 1.0), 0.0)) + np.where(dv > 0, UNIT, 0.0)
+    if unit and 0.0 <= overall <= 1.0:  # a proportion of counts (conversions of sessions): binomial
+        b = overall * (1 - overall) * dv * (1 + np.where(has, dv / np.where(has, df, 1.0), 0.0))
+        b = b + np.where(dv > 0, unit, 0.0)
+    else:  # another ratio (revenue per order): its noise is fitted from the data alone
+        b = np.zeros(len(v))
     return v, f, b, dv, unit
 
 
@@ -235,7 +238,7 @@ class _Noise:
 
 def _gains(sw: np.ndarray, swd: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sw > 0, swd * swd / np.where(sw > 0, sw, 1.0), 0.0)
+        return np.where(sw > 0, swd * (swd / np.where(sw > 0, sw, 1.0)), 0.0)
 
 
 def _widen(cub: _Cuboids, combo: tuple[int, ...], gid: int, w: np.ndarray, wq: np.ndarray, sign: float):
