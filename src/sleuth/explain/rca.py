@@ -69,18 +69,18 @@ GENERALISE = 0.9
 #: a part moved when its own evidence is beyond this (chi-square, 1 dof: z = 3)
 PART_MOVED = 9.0
 #: bounded work: most elements in a set, and most (leaf x cuboid) cells kept in memory (deeper
-#: cuboids beyond it are left out; at 100,000 leaves that is every cuboid of up to 8 dimensions)
+#: cuboids beyond it are left out; at 100,000 leaves that is every cuboid of up to 6 dimensions)
 MAX_ELEMENTS = 50
 #: the set spans (nearly) everything when its leaves hold this share of the information
 SPANNED = 0.9
 MARGIN = 6.0
-MAX_CELLS = 30_000_000
+MAX_CELLS = 10_000_000
 
 
 @dataclass(frozen=True)
 class RootCause:
     segment: dict[str, str]
-    score: float     # share of the evidence beyond noise (all leaves' chi-square) that the element carries
+    score: float     # share of the evidence (all leaves' weighted squared deviations) the element carries
     explains: float  # share of the total change inside the element (for ratios: of the rate effect)
     actual: float    # the element's actual total (for ratios: its actual rate)
     expected: float  # its forecast total (for ratios: its forecast rate at its actual volume)
@@ -167,6 +167,27 @@ class _Cuboids:
                 present = max(int((rep >= 0).sum()), 1)
                 self.cost[combo] = 2 * (math.log(D + 1) + math.log(math.comb(D, k)) + math.log(present)) + MARGIN
         self.root_cost = 2 * math.log(D + 1) + MARGIN
+        # every cuboid's elements side by side, so that one bincount sums a leaf array over all
+        self.combos = list(self.ids)
+        sizes = [self.size[c] for c in self.combos]
+        self.offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.total = int(self.offset[-1])
+        self.n = n
+        self.flat = (np.concatenate([self.ids[c] + o for c, o in zip(self.combos, self.offset)])
+                     if self.combos else np.zeros(0, dtype=np.int64))
+        self.flat_cost = np.repeat([self.cost[c] for c in self.combos], sizes) if self.combos else np.zeros(0)
+
+    def sums(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """The sum of the leaf array ``x`` in every element (of the leaves ``idx`` only, if given)."""
+        if idx is None:
+            return np.bincount(self.flat, np.tile(x, len(self.combos)), self.total)
+        pos = (idx[None, :] + self.n * np.arange(len(self.combos))[:, None]).ravel()
+        return np.bincount(self.flat[pos], np.tile(x[idx], len(self.combos)), self.total)
+
+    def locate(self, k: int) -> tuple[tuple[int, ...], int]:
+        """Cuboid and element id of the ``k``-th element of the flat layout."""
+        c = int(np.searchsorted(self.offset, k, side="right")) - 1
+        return self.combos[c], int(k - self.offset[c])
 
     def element(self, combo: tuple[int, ...], gid: int) -> dict[str, str]:
         i = self.rep[combo][gid]
@@ -177,6 +198,12 @@ class _Cuboids:
 
 
 # ----------------------------------------------------------------------------- the noise
+
+def _upper(x: np.ndarray) -> float:
+    """The NOISE_QUANTILE quantile of ``x`` (nearest rank; a partition, not a sort)."""
+    k = int(NOISE_QUANTILE * (len(x) - 1))
+    return float(np.partition(x, k)[k])
+
 
 class _Noise:
     """The variance of each leaf's deviation, fitted on the leaves not yet explained.
@@ -210,11 +237,11 @@ class _Noise:
                 continue
             # a bounded q (|q| <= 1): a bin whose deviations are mostly +-1 is saturated and
             # says nothing
-            if self.bounded and float(np.quantile(self.q2[part], NOISE_QUANTILE)) >= SATURATED:
+            if self.bounded and _upper(self.q2[part]) >= SATURATED:
                 continue
             # q2 / (e + b) > c  <=>  q2 - c b > c e: the quantile has a closed form
-            e = max(float(np.quantile(self.q2[part] - _CHI2_Q * self.b[part], NOISE_QUANTILE)), 0.0) / _CHI2_Q
-            rows.append((e, float(np.median(self.rel[part])), float(np.median(self.cnt[part]))))
+            e = max(_upper(self.q2[part] - _CHI2_Q * self.b[part]), 0.0) / _CHI2_Q
+            rows.append((e, float(self.rel[part].mean()), float(self.cnt[part].mean())))
         if not rows:
             return max(1.0 / _CHI2_Q, self.floor), 0.0  # every bin saturated: as noisy as it gets
         e, x1, x2 = map(np.array, zip(*rows))
@@ -267,29 +294,28 @@ def _widen(cub: _Cuboids, combo: tuple[int, ...], gid: int, w: np.ndarray, wq: n
     return combo, gid
 
 
-def _best(cub: _Cuboids, w: np.ndarray, wq: np.ndarray, sign: float, change: dict, volume: dict,
+def _best(cub: _Cuboids, w: np.ndarray, wq: np.ndarray, sign: float, change: np.ndarray, volume: np.ndarray,
           top_severity: float) -> tuple[float, tuple[int, ...], int, float]:
     """The element with the largest evidence net of its cost among those moving with the anomaly
     (and, after the first cause, by at least MIN_SEVERITY of its move), and the bar: the strongest
     net evidence of any element moving against the anomaly."""
-    best, bar = (-np.inf, (), 0), 0.0
-    for combo, ids in cub.ids.items():
-        sw = np.bincount(ids, w, cub.size[combo])
-        swd = np.bincount(ids, wq, cub.size[combo])
-        net = _gains(sw, swd) - cub.cost[combo]
-        if sign:
-            against = net[swd * sign < 0]
-            if len(against):
-                bar = max(bar, float(against.max()))
-            net = np.where(swd * sign > 0, net, -np.inf)
-        if top_severity > 0:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sev = np.abs(change[combo]) / volume[combo]
-            net = np.where(sev >= MIN_SEVERITY * top_severity, net, -np.inf)
-        k = int(np.argmax(net))
-        if net[k] > best[0]:
-            best = (float(net[k]), combo, k)
-    return best[0], best[1], best[2], bar
+    sw, swd = cub.sums(w), cub.sums(wq)
+    net = _gains(sw, swd) - cub.flat_cost
+    bar = 0.0
+    if sign:
+        against = swd * sign < 0
+        if against.any():
+            bar = max(bar, float(net[against].max()))
+        net[~(swd * sign > 0)] = -np.inf
+    if top_severity > 0:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weak = ~(np.abs(change) >= MIN_SEVERITY * top_severity * volume)
+        net[weak] = -np.inf
+    if not len(net):
+        return -np.inf, (), 0, bar
+    k = int(np.argmax(net))
+    combo, gid = cub.locate(k)
+    return float(net[k]), combo, gid, bar
 
 
 def _search(cub: _Cuboids, noise: _Noise, q: np.ndarray, vol: np.ndarray, size: np.ndarray,
@@ -303,8 +329,7 @@ def _search(cub: _Cuboids, noise: _Noise, q: np.ndarray, vol: np.ndarray, size: 
     total, top_severity = 0.0, 0.0
     # the change and volume of every element, for its relative change (severity)
     qs = q - shift
-    change = {c: np.bincount(ids, vol * qs, cub.size[c]) for c, ids in cub.ids.items()}
-    volume = {c: np.bincount(ids, vol, cub.size[c]) for c, ids in cub.ids.items()}
+    change, volume = cub.sums(vol * qs), cub.sums(vol)
     while len(chosen) < MAX_ELEMENTS and open_.any():
         w = noise.weights(open_)
         wq = w * qs
@@ -324,9 +349,9 @@ def _search(cub: _Cuboids, noise: _Noise, q: np.ndarray, vol: np.ndarray, size: 
         gain = (swd * swd / sw if sw > 0 else 0.0) - cub.cost[combo]
         hit = mask & open_
         top_severity = max(top_severity, abs(float((vol * qs)[hit].sum())) / max(float(vol[hit].sum()), 1e-300))
-        for c, ids in cub.ids.items():  # the element's leaves are explained: out of every element's sums
-            change[c] -= np.bincount(ids[hit], (vol * qs)[hit], cub.size[c])
-            volume[c] -= np.bincount(ids[hit], vol[hit], cub.size[c])
+        idx = np.flatnonzero(hit)  # the element's leaves are explained: out of every element's sums
+        change -= cub.sums(vol * qs, idx)
+        volume -= cub.sums(vol, idx)
         open_ &= ~mask
         chosen.append((combo, gid, gain))
         total += gain
@@ -356,13 +381,14 @@ def _misfit(cub: _Cuboids, w: np.ndarray, q: np.ndarray, shift: float, chosen: l
 
 def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", predict: str = "predict",
              real_den: str | None = None, predict_den: str | None = None,
-             max_depth: int | None = None) -> list[RootCause]:
+             max_depth: int | None = None, direction: str | None = None) -> list[RootCause]:
     """Return the ranked set of root-cause elements for one leaf table; empty when nothing stands
     out or the change is spread evenly over everything (site-wide).
 
     Additive measure: ``real`` and ``predict`` columns. Ratio measure: also ``real_den`` and
     ``predict_den`` (numerator over denominator, per leaf). ``max_depth`` caps the dimensions of an
-    element if you want it capped; by default the depth follows the data.
+    element if you want it capped; by default the depth follows the data. ``direction`` (``up`` or
+    ``down``) is the anomaly's, when known (an incident's); by default the total's change says it.
     """
     for col in [real, predict, real_den, predict_den, *dims]:
         if col is not None and col not in leaves.columns:
@@ -379,7 +405,7 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
     vol = np.maximum(np.abs(f), unit) if unit else np.maximum(np.abs(v), np.abs(f))
     q = np.where(informative, (v - f) / np.where(informative, vol, 1.0), 0.0)
     total_change = float(v.sum() - f.sum())
-    sign = float(np.sign(total_change))
+    sign = {"up": 1.0, "down": -1.0}.get(direction or "", float(np.sign(total_change)))
     if not informative.any() or not np.any(q):
         return []
     cub = _Cuboids(leaves, dims, max_depth)
@@ -396,12 +422,17 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
     if root > 0 and (root > score or w[spanned].sum() >= SPANNED * w.sum()):
         shift = float(wq.sum() / w.sum())
         beyond, _ = _search(cub, noise, q, vol, np.abs(f), informative, sign, shift)
+        if beyond:  # the common shift of the leaves the causes beyond it leave out, and search again
+            rest = informative & ~_spanned(cub, beyond, len(q))
+            if w[rest].sum() > 0:
+                shift = float(wq[rest].sum() / w[rest].sum())
+                beyond, _ = _search(cub, noise, q, vol, np.abs(f), informative, sign, shift)
         normal = informative & ~spanned & ~_spanned(cub, beyond, len(q))
         common = noise.weights(normal if normal.sum() >= 3 else informative, to=informative)
         if _misfit(cub, common, q, 0.0, chosen) > _misfit(cub, common, q, shift, beyond) + cub.root_cost:
             chosen = beyond
 
-    evidence = max(float((w * q * q).sum() - informative.sum()), 1e-300)
+    evidence = max(float((w * q * q).sum()), 1e-300)
     out = []
     for combo, gid, _ in chosen:
         mask = cub.mask(combo, gid)
