@@ -67,7 +67,7 @@ def bench_cloud(path: Path = typer.Argument(Path("../shared/bench/ms-cloud-monit
 def bench_rca(path: Path = typer.Argument(Path("../shared/bench/rca"), help="a folder of root-cause cases (RS: "
                                           "anomaly.yaml; Squeeze format: injection_info.csv) or a folder of such folders"),
               shops: bool = typer.Option(True, "--shops/--no-shops", help="also judge the root causes of `detect` on "
-                                         "the demo shop and on generated shops (several minutes)"),
+                                         "the demo shop and on 10 generated shops (about a minute each)"),
               seeds: int = typer.Option(10, min=1, max=50, help="generated shops (seeds 1..N)"),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Root-cause localisation: exact-match micro F1 per case folder, sleuth beside RiskLoc run here and

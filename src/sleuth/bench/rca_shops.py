@@ -74,7 +74,7 @@ def summarise(runs: list[dict]) -> dict:
             "sitewide_right": sum(r["top_right"] for r in wide)}
 
 
-def run_shops(seeds: int = 10, weeks: int = 4, sessions_per_hour: float = 400.0, demo: bool = True) -> dict:
+def run_shops(seeds: int = 10, weeks: int = 5, sessions_per_hour: float = 1000.0, demo: bool = True) -> dict:
     """The demo shop (seed 7, 6 weeks, 1,000 sessions/h, as ``sleuth demo``) and ``seeds`` generated
     shops (seeds 1..seeds, ``weeks`` weeks at ``sessions_per_hour``)."""
     out = {}

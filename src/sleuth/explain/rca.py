@@ -61,6 +61,8 @@ BIN_LEAVES, MAX_BINS = 20, 20
 SATURATED = 0.8
 #: a ratio's sampling noise is never below one event
 UNIT = 1.0
+#: leaves with almost nothing expected that estimate the size of one burst of events
+BURSTS = 10
 #: a further cause must move its segment by at least this share of the strongest cause's move
 MIN_SEVERITY = 0.25
 #: a cause is widened to its ancestor when parts holding this share of the ancestor's information
@@ -107,14 +109,22 @@ def leaf_arrays(leaves: pd.DataFrame, real: str, predict: str, real_den: str | N
     For a ratio the forecast numerator is the forecast rate at the actual denominator (a leaf with
     no forecast volume takes the overall forecast rate), and ``b`` is the binomial variance of the
     numerator given the denominator, with the forecast's own sampling error. An additive measure
-    whose actual values are all whole numbers is a count: ``b`` is its Poisson variance. Both have a
-    floor of one event, as one event is never strong evidence; other measures have ``b = 0``.
+    whose actual values are all whole numbers is a count: ``b`` is its Poisson variance in bursts
+    (the median count of the leaves where almost nothing was expected: page views come a session
+    at a time). Both have a floor of one event (or burst), as one is never strong evidence; other
+    measures have ``b = 0``.
     """
     v, f = _column(leaves, real), _column(leaves, predict)
     unit = UNIT if len(v) and bool(np.all(v >= 0) and np.all(v == np.round(v))) else 0.0
     if real_den is None or predict_den is None:
-        b = np.maximum(f, 0.0) + unit if unit else np.zeros(len(v))
-        return v, f, b, np.ones(len(v)), unit
+        if not unit:
+            return v, f, np.zeros(len(v)), np.ones(len(v)), unit
+        # events come in bursts (a session views several pages): the typical count where almost
+        # nothing was expected is one burst, the smallest change worth a look
+        burst = (f <= 1) & (v > 0)
+        if burst.sum() >= BURSTS:
+            unit = max(unit, float(np.median(v[burst])))
+        return v, f, unit * (np.maximum(f, 0.0) + unit), np.ones(len(v)), unit
     dv, df = _column(leaves, real_den), _column(leaves, predict_den)
     has = df > 0
     overall = f.sum() / df.sum() if df.sum() > 0 else 0.0
