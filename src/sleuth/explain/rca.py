@@ -10,33 +10,39 @@ penalised likelihood):
 
 1. **One deviation per leaf.** ``q = (actual - forecast) / max(actual, forecast)`` in [-1, 1]: a
    drop of 60 % is -0.6 and the mirror rise (forecast 40, actual 100) is +0.6, so forecast errors
-   of either sign have the same, light tails; zero leaves (both 0) carry no information. A ratio's
-   leaf is compared at its actual volume (forecast numerator = forecast rate x actual denominator):
-   only rate effects count, a shift in the traffic mix does not.
-2. **A noise model fitted to the case.** ``var(q) = s2 + kappa / m + b``: relative forecast error,
-   count noise (``m`` is the leaf's volume) and, for ratios, the binomial noise of the rate with a
-   floor of one event. ``s2`` and ``kappa`` are fitted per volume bin so that the 90th percentile of
-   the standardised deviations of the leaves not yet explained matches a chi-square's: the tails
-   of real forecast errors, not their median, decide what is surprising.
+   of either sign have the same, light tails; zero leaves (both 0) carry no information. For counts
+   (whole numbers) the scale is the forecast, at least one burst of events: a Pearson-like
+   deviation, so that a value appearing from nothing stands out. A ratio's leaf is compared at its
+   actual volume (forecast numerator = forecast rate x actual denominator): only rate effects
+   count, a shift in the traffic mix does not.
+2. **A noise model fitted to the case.** ``var(q) = s2 + kappa / vol + b / vol^2``: relative
+   forecast error, count-like error and the known sampling variance (Poisson in bursts for counts,
+   binomial for proportions, with a floor of one event). ``s2`` and ``kappa`` are fitted per volume
+   bin so that the 90th percentile of the standardised deviations of the leaves not yet explained
+   matches a chi-square's: the tails of real forecast errors, not their median, decide what is
+   surprising. A cause that holds many leaves is judged again against the noise of the others.
 3. **Evidence of an element.** If element ``e`` is a cause, its leaves share one shift; the
    log-likelihood gain is ``G(e) = (sum w q)^2 / sum w`` (``w = 1/var``), computed for every
-   element of every cuboid at once from group sums (``np.bincount``). Naming an element costs its
-   description length: ``2 (ln(D+1) + ln C(D, k) + ln K)`` for an element of ``k`` of ``D``
-   dimensions in a cuboid of ``K`` elements, so a general element is cheaper than a specific one
-   and the depth follows the evidence, with no cap. Among ancestors and descendants the true
-   element has the largest gain (a parent dilutes its shift with normal leaves, a child loses part
-   of the evidence), so the specificity comes out of the same score.
+   element of every cuboid at once from group sums (one ``np.bincount``). Naming an element costs
+   its description length, ``2 (ln(D+1) + ln C(D, k) + ln K) + 6`` for an element of ``k`` of ``D``
+   dimensions in a cuboid of ``K`` elements (the 6: evidence 20 times the cost's), so a general
+   element is cheaper than a specific one and the depth follows the evidence, with no cap. Among
+   ancestors and descendants the true element has the largest gain (a parent dilutes its shift
+   with normal leaves, a child loses part of the evidence), so the specificity comes out of the
+   same score.
 4. **The set, decided by the data.** Elements are added greedily while one gains more than it
    costs; after each, the noise is refitted on the leaves still unexplained. Two guards from the
-   data itself keep real-world noise out: an element must move with the anomaly (the sign of the
-   total's change) and beat the strongest evidence of any element moving *against* it (an
-   empirical null), and a further element must move its segment by at least a quarter of the
-   strongest cause's relative change (one incident, not the background). A chosen element is
-   widened to an ancestor when the other parts of that ancestor moved as well (together at least
-   90 % of its information): people name ``bitrate=2000``, not its four device parts.
-5. **Site-wide.** When everything shifted alike, the search is run again after removing the common
-   shift; the better of the two descriptions wins, and a change that is only the common shift has
-   no root cause (``[]``).
+   data itself keep real-world noise out: an element must move with the anomaly (the incident's
+   direction, or the total's change) and beat the strongest evidence of any element moving
+   *against* it (an empirical null), and a further element must move its segment by at least a
+   quarter of the strongest cause's relative change (one incident, not the background). A chosen
+   element is widened to an ancestor when the rest of that ancestor moved as well (parts holding
+   90 % of its information, most of its siblings among them): people name ``bitrate=2000``, not
+   its four device parts.
+5. **Site-wide.** When a common shift of everything beats the set, or the set spans nearly every
+   leaf, the search runs again beyond that shift (re-estimated on the leaves its causes leave out),
+   and the better description under one noise model wins: a change that is only the common shift
+   has no root cause (``[]``); a common shift with a local cause on top names the local cause.
 """
 from __future__ import annotations
 
@@ -59,7 +65,7 @@ MIN_NOISE = 0.01
 BIN_LEAVES, MAX_BINS = 20, 20
 #: a bin whose squared deviations reach this at the quantile is saturated (|q| <= 1)
 SATURATED = 0.8
-#: a ratio's sampling noise is never below one event
+#: a count's sampling noise is never below one event
 UNIT = 1.0
 #: leaves with almost nothing expected that estimate the size of one burst of events
 BURSTS = 10
@@ -70,12 +76,13 @@ MIN_SEVERITY = 0.25
 GENERALISE = 0.9
 #: a part moved when its own evidence is beyond this (chi-square, 1 dof: z = 3)
 PART_MOVED = 9.0
+#: the set spans (nearly) everything when its leaves hold this share of the information
+SPANNED = 0.9
+#: evidence must beat an element's description length by this much (chi-square units: 20 times)
+MARGIN = 6.0
 #: bounded work: most elements in a set, and most (leaf x cuboid) cells kept in memory (deeper
 #: cuboids beyond it are left out; at 100,000 leaves that is every cuboid of up to 6 dimensions)
 MAX_ELEMENTS = 50
-#: the set spans (nearly) everything when its leaves hold this share of the information
-SPANNED = 0.9
-MARGIN = 6.0
 MAX_CELLS = 10_000_000
 
 
@@ -218,25 +225,23 @@ def _upper(x: np.ndarray) -> float:
 class _Noise:
     """The variance of each leaf's deviation, fitted on the leaves not yet explained.
 
-    In units of the measure ``var(v - f) = s2 L^2 + kappa L + b``: a relative forecast error, a
-    count-like error and the known sampling variance ``b``, at the leaf's level ``L`` (the larger
-    of actual and forecast; for counts the forecast, at least one event, so a count that appears
-    from nothing is judged against the noise of nothing). Divided by ``vol^2`` it is the variance
-    of ``q``. ``s2`` and ``kappa`` make the 90th percentile of the standardised deviations match a
-    chi-square's in every level bin, fitted across the bins by least squares.
+    ``var(q) = s2 + kappa / vol + b / vol^2``: a relative forecast error, a count-like error and
+    the known sampling variance ``b`` (in units of the measure), where ``vol`` is the deviation's
+    scale. ``s2`` and ``kappa`` make the 90th percentile of the standardised deviations match a
+    chi-square's in every volume bin, fitted across the bins by least squares.
     """
 
-    def __init__(self, q: np.ndarray, level: np.ndarray, vol: np.ndarray, b: np.ndarray,
-                 informative: np.ndarray, floor: bool, bounded: bool):
+    def __init__(self, q: np.ndarray, vol: np.ndarray, b: np.ndarray, informative: np.ndarray,
+                 floor: bool, bounded: bool):
         self.bounded = bounded
         safe = np.where(informative, vol, 1.0)
         self.q2 = q * q
-        self.rel = np.where(informative, (level / safe) ** 2, 0.0)   # multiplies s2
-        self.cnt = np.where(informative, level / safe ** 2, 0.0)      # multiplies kappa
+        self.rel = informative.astype(float)                     # multiplies s2
+        self.cnt = np.where(informative, 1.0 / safe, 0.0)        # multiplies kappa
         self.b = np.where(informative, b / safe ** 2, 0.0)
         self.floor = MIN_NOISE ** 2 if floor else 0.0
         idx = np.flatnonzero(informative)
-        idx = idx[np.argsort(level[idx], kind="stable")]
+        idx = idx[np.argsort(vol[idx], kind="stable")]
         self.bins = np.array_split(idx, int(np.clip(len(idx) // BIN_LEAVES, 1, MAX_BINS)))
 
     def fit(self, open_: np.ndarray) -> tuple[float, float]:
@@ -328,8 +333,8 @@ def _best(cub: _Cuboids, w: np.ndarray, wq: np.ndarray, sign: float, change: np.
     return float(net[k]), combo, gid, bar
 
 
-def _search(cub: _Cuboids, noise: _Noise, q: np.ndarray, vol: np.ndarray, size: np.ndarray,
-            informative: np.ndarray, sign: float, shift: float) -> tuple[list[tuple[tuple[int, ...], int, float]], float]:
+def _search(cub: _Cuboids, noise: _Noise, q: np.ndarray, vol: np.ndarray, informative: np.ndarray,
+            sign: float, shift: float) -> tuple[list[tuple[tuple[int, ...], int, float]], float]:
     """Greedy forward selection (module doc, step 4) after removing a common ``shift`` of q.
 
     Returns the chosen ``(cuboid, element id, gain - cost)`` and the total of ``gain - cost``.
@@ -419,8 +424,8 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
     if not informative.any() or not np.any(q):
         return []
     cub = _Cuboids(leaves, dims, max_depth)
-    noise = _Noise(q, vol, vol, b, informative, floor=not b.any(), bounded=not unit)
-    chosen, score = _search(cub, noise, q, vol, np.abs(f), informative, sign, 0.0)
+    noise = _Noise(q, vol, b, informative, floor=not b.any(), bounded=not unit)
+    chosen, score = _search(cub, noise, q, vol, informative, sign, 0.0)
 
     # everything shifted alike: when a common shift alone beats the set found, or the set spans
     # (nearly) every leaf, search again beyond that shift and keep the better description, both
@@ -431,12 +436,12 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
     spanned = _spanned(cub, chosen, len(q))
     if root > 0 and (root > score or w[spanned].sum() >= SPANNED * w.sum()):
         shift = float(wq.sum() / w.sum())
-        beyond, _ = _search(cub, noise, q, vol, np.abs(f), informative, sign, shift)
+        beyond, _ = _search(cub, noise, q, vol, informative, sign, shift)
         if beyond:  # the common shift of the leaves the causes beyond it leave out, and search again
             rest = informative & ~_spanned(cub, beyond, len(q))
             if w[rest].sum() > 0:
                 shift = float(wq[rest].sum() / w[rest].sum())
-                beyond, _ = _search(cub, noise, q, vol, np.abs(f), informative, sign, shift)
+                beyond, _ = _search(cub, noise, q, vol, informative, sign, shift)
         normal = informative & ~spanned & ~_spanned(cub, beyond, len(q))
         common = noise.weights(normal if normal.sum() >= 3 else informative, to=informative)
         if _misfit(cub, common, q, 0.0, chosen) > _misfit(cub, common, q, shift, beyond) + cub.root_cost:
