@@ -108,13 +108,32 @@ def _column(leaves: pd.DataFrame, col: str) -> np.ndarray:
     return np.where(np.isfinite(x), x, 0.0)
 
 
+def _prior_rate(leaves: pd.DataFrame, dims: Sequence[str], f: np.ndarray, df: np.ndarray, overall: float) -> np.ndarray:
+    """A forecast rate for leaves with no forecast volume: the rate of their value of the dimension
+    that explains most of the spread of the other leaves' rates (a new combination of known values
+    sells at its category's price, not the shop's average), else the overall rate."""
+    has = df > 0
+    rate = np.where(has, f / np.where(has, df, 1.0), overall)
+    spread = float((df * (rate - overall) ** 2)[has].sum())
+    prior, best = np.full(len(f), overall), 0.0
+    for d in dims:
+        codes, _ = pd.factorize(leaves[d].astype(str))
+        num, den = np.bincount(codes, np.where(has, f, 0.0)), np.bincount(codes, np.where(has, df, 0.0))
+        group = np.where(den > 0, num / np.where(den > 0, den, 1.0), overall)
+        between = float((den * (group - overall) ** 2).sum())
+        if spread > 0 and between / spread > best:
+            best, prior = between / spread, group[codes]
+    return prior
+
+
 def leaf_arrays(leaves: pd.DataFrame, real: str, predict: str, real_den: str | None = None,
-                predict_den: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+                predict_den: str | None = None, dims: Sequence[str] = ()
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Actual ``v``, forecast ``f``, sampling variance ``b`` and denominator of each leaf, and the
     unit of the measure (1 for counts, 0 otherwise).
 
     For a ratio the forecast numerator is the forecast rate at the actual denominator (a leaf with
-    no forecast volume takes the overall forecast rate), and ``b`` is the binomial variance of the
+    no forecast volume takes its rate from a dimension, :func:`_prior_rate`), and ``b`` is the binomial variance of the
     numerator given the denominator, with the forecast's own sampling error. An additive measure
     whose actual values are all whole numbers is a count: ``b`` is its Poisson variance in bursts
     (the median count of the leaves where almost nothing was expected: page views come a session
@@ -135,7 +154,7 @@ def leaf_arrays(leaves: pd.DataFrame, real: str, predict: str, real_den: str | N
     dv, df = _column(leaves, real_den), _column(leaves, predict_den)
     has = df > 0
     overall = f.sum() / df.sum() if df.sum() > 0 else 0.0
-    rate = np.where(has, f / np.where(has, df, 1.0), overall)
+    rate = np.where(has, f / np.where(has, df, 1.0), _prior_rate(leaves, dims, f, df, overall))
     f = rate * dv
     if unit and 0.0 <= overall <= 1.0:  # a proportion of counts (conversions of sessions): binomial
         b = overall * (1 - overall) * dv * (1 + np.where(has, dv / np.where(has, df, 1.0), 0.0))
@@ -412,7 +431,7 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
         raise InputError("leaf table: real_den and predict_den go together (the denominators of a ratio)")
     if leaves.empty or not dims:
         return []
-    v, f, b, den, unit = leaf_arrays(leaves, real, predict, real_den, predict_den)
+    v, f, b, den, unit = leaf_arrays(leaves, real, predict, real_den, predict_den, dims)
     informative = np.maximum(np.abs(v), np.abs(f)) > 0
     # the deviation's scale: the larger of actual and forecast (bounded deviations, light tails);
     # for counts the forecast, at least one event (a Pearson-like deviation: 0 where 0.3 were
