@@ -41,7 +41,8 @@ penalised likelihood):
    its four device parts.
 5. **Site-wide.** When a common shift of everything beats the set, or the set spans nearly every
    leaf, the search runs again beyond that shift (re-estimated on the leaves its causes leave out),
-   and the better description under one noise model wins: a change that is only the common shift
+   and the better description wins (penalised profile likelihood: the noise's shape is the common
+   fit, its scale each description's own): a change that is only the common shift
    has no root cause (``[]``); a common shift with a local cause on top names the local cause.
 """
 from __future__ import annotations
@@ -136,20 +137,20 @@ def leaf_arrays(leaves: pd.DataFrame, real: str, predict: str, real_den: str | N
     no forecast volume takes its rate from a dimension, :func:`_prior_rate`), and ``b`` is the binomial variance of the
     numerator given the denominator, with the forecast's own sampling error. An additive measure
     whose actual values are all whole numbers is a count: ``b`` is its Poisson variance in bursts
-    (the median count of the leaves where almost nothing was expected: page views come a session
-    at a time). Both have a floor of one event (or burst), as one is never strong evidence; other
-    measures have ``b = 0``.
+    (the count at the 90th percentile of the leaves where almost nothing was expected: page views
+    come a session at a time). Both have a floor of one event (or burst), as one is never strong
+    evidence; other measures have ``b = 0``.
     """
     v, f = _column(leaves, real), _column(leaves, predict)
     unit = UNIT if len(v) and bool(np.all(v >= 0) and np.all(v == np.round(v))) else 0.0
     if real_den is None or predict_den is None:
         if not unit:
             return v, f, np.zeros(len(v)), np.ones(len(v)), unit
-        # events come in bursts (a session views several pages): the typical count where almost
-        # nothing was expected is one burst, the smallest change worth a look
+        # events come in bursts (a session views several pages): a count where almost nothing was
+        # expected is one burst; its size at the noise quantile is the smallest change worth a look
         burst = (f <= 1) & (v > 0)
         if burst.sum() >= BURSTS:
-            unit = max(unit, float(np.median(v[burst])))
+            unit = max(unit, _upper(v[burst]))
         return v, f, unit * (np.maximum(f, 0.0) + unit), np.ones(len(v)), unit
     dv, df = _column(leaves, real_den), _column(leaves, predict_den)
     has = df > 0
@@ -400,8 +401,8 @@ def _spanned(cub: _Cuboids, chosen: list, n: int) -> np.ndarray:
 
 
 def _misfit(cub: _Cuboids, w: np.ndarray, q: np.ndarray, shift: float, chosen: list) -> float:
-    """Penalised misfit of a description: each leaf's weighted squared deviation from its
-    element's shift (from ``shift`` outside the elements), plus the cost of naming the elements."""
+    """Weighted squared deviation of every leaf from its element's shift (from ``shift`` outside
+    the elements)."""
     r = q - shift
     fitted = np.zeros(len(q))
     taken = np.zeros(len(q), dtype=bool)
@@ -410,7 +411,11 @@ def _misfit(cub: _Cuboids, w: np.ndarray, q: np.ndarray, shift: float, chosen: l
         sw = w[mask].sum()
         fitted[mask] = (w * r)[mask].sum() / sw if sw > 0 else 0.0
         taken |= mask
-    return float((w * (r - fitted) ** 2).sum()) + sum(cub.cost[c] for c, _, _ in chosen)
+    return float((w * (r - fitted) ** 2).sum())
+
+
+def _cost(cub: _Cuboids, chosen: list) -> float:
+    return float(sum(cub.cost[c] for c, _, _ in chosen))
 
 
 def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", predict: str = "predict",
@@ -447,8 +452,8 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
     chosen, score = _search(cub, noise, q, vol, informative, sign, 0.0)
 
     # everything shifted alike: when a common shift alone beats the set found, or the set spans
-    # (nearly) every leaf, search again beyond that shift and keep the better description, both
-    # judged under one noise model (nothing beyond the shift: site-wide, no root cause)
+    # (nearly) every leaf, search again beyond that shift and keep the better description
+    # (nothing beyond the shift: site-wide, no root cause)
     w = noise.weights(informative)
     wq = w * q
     root = wq.sum() ** 2 / w.sum() - cub.root_cost if w.sum() > 0 and wq.sum() * sign >= 0 else 0.0
@@ -461,9 +466,11 @@ def localize(leaves: pd.DataFrame, dims: Sequence[str], real: str = "real", pred
             if w[rest].sum() > 0:
                 shift = float(wq[rest].sum() / w[rest].sum())
                 beyond, _ = _search(cub, noise, q, vol, informative, sign, shift)
-        normal = informative & ~spanned & ~_spanned(cub, beyond, len(q))
-        common = noise.weights(normal if normal.sum() >= 3 else informative, to=informative)
-        if _misfit(cub, common, q, 0.0, chosen) > _misfit(cub, common, q, shift, beyond) + cub.root_cost:
+        # the noise's scale is each description's own (profile likelihood), its shape the common fit
+        n_inf = int(informative.sum())
+        fit_a = n_inf * math.log(max(_misfit(cub, w, q, 0.0, chosen), 1e-300) / n_inf) + _cost(cub, chosen)
+        fit_b = n_inf * math.log(max(_misfit(cub, w, q, shift, beyond), 1e-300) / n_inf) + _cost(cub, beyond)
+        if fit_a > fit_b + cub.root_cost:
             chosen = beyond
 
     evidence = max(float((w * q * q).sum()), 1e-300)
