@@ -28,8 +28,7 @@ DATA   ?= ../shared/data
 
 # Speed (ingest + cube vs hand-written SQL, detection, demo), the classifier view against Spotlight
 # as published on a generated demo shop, then accuracy on the public data in $(SHARED) when it is
-# there (NAB, cloud monitoring, root-cause cases: every folder, then root causes on generated shops,
-# about 15 min); Panomaly and root_anom reproduced on the samples
+# there (NAB, cloud monitoring, root-cause cases); Panomaly and root_anom reproduced on the samples
 # in $(DATA) (each says when they are absent), root_anom's matrix on a generated shop.
 bench: install
 	$(BIN)/python -m sleuth.bench.perf
