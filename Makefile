@@ -41,7 +41,7 @@ bench: install
 	@if [ -d $(SHARED)/nab ]; then $(BIN)/sleuth bench nab $(SHARED)/nab; else echo "NAB data not present at $(SHARED)/nab: skipped"; fi
 	@if [ -d $(SHARED)/ms-cloud-monitoring ]; then $(BIN)/sleuth bench cloud $(SHARED)/ms-cloud-monitoring; else echo "cloud-monitoring data not present: skipped"; fi
 	$(BIN)/sleuth bench retail
-	@if [ -d $(SHARED)/rca/rs ]; then $(BIN)/sleuth bench rca $(SHARED)/rca/rs; else echo "RS root-cause cases not present: skipped"; fi
+	$(BIN)/sleuth bench rca $(SHARED)/rca
 	$(BIN)/sleuth bench rootanom $(DATA)/lazylantern-root-anom
 	$(BIN)/sleuth bench panomaly $(DATA)/lazylantern-panomaly
 	$(BIN)/sleuth bench faults --record

@@ -254,11 +254,12 @@ def rca(
     predict: str = typer.Option("predict", help="column of forecast values (a ratio's numerator)"),
     real_den: Optional[str] = typer.Option(None, help="ratio measure: column of actual denominators"),
     predict_den: Optional[str] = typer.Option(None, help="ratio measure: column of forecast denominators"),
-    max_depth: int = typer.Option(3, min=1, max=5, help="most dimensions in one root-cause element"),
+    max_depth: Optional[int] = typer.Option(None, min=1, help="cap the dimensions of one root-cause element "
+                                            "(default: no cap, the depth follows the data)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON line per file (Contract 5)"),
 ) -> None:
     """Localise the root causes of each leaf table (Contract 5)."""
-    from .explain.rca import localize
+    from .explain.rca import localize, unexplained
     from .incidents import segment_text
     from .score import read_csv_checked
 
@@ -272,16 +273,18 @@ def rca(
         found = localize(leaves, dims, real=real, predict=predict, real_den=real_den,
                          predict_den=predict_den, max_depth=max_depth)
         if as_json:
-            sys.stdout.write(json.dumps({"file": str(path), "root_causes": [rc.to_dict() for rc in found]},
-                                        ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps({"file": str(path), "root_causes": [rc.to_dict() for rc in found],
+                                         "unexplained": round(unexplained(found), 4)}, ensure_ascii=False) + "\n")
             continue
         out.print(f"[bold]{path}[/]: {len(leaves):,} leaves, dimensions {', '.join(dims)}")
         if not found:
             out.print("  no segment stands out: the change is spread over everything, or within noise")
         for rc in found:
             seg = segment_text(rc.segment, "")
-            out.print(f"  {seg:<50} explains {rc.explains:6.1%}  score {rc.score:.2f}  "
+            out.print(f"  {seg:<50} explains {rc.explains:6.1%}  score {rc.score:.2f}  change {rc.change:+.1%}  "
                       f"actual {fmt_number(rc.actual)} vs expected {fmt_number(rc.expected)}")
+        if found:
+            out.print(f"  {'unexplained':<50} {unexplained(found):15.1%}")
 
 
 @app.command()

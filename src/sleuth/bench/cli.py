@@ -64,17 +64,65 @@ def bench_cloud(path: Path = typer.Argument(Path("../shared/bench/ms-cloud-monit
 
 
 @bench_app.command("rca")
-def bench_rca(path: Path = typer.Argument(Path("../shared/bench/rca/rs"), help="RS folder (anomaly.yaml) or a "
-                                          "Squeeze-format folder (injection_info.csv)"),
+def bench_rca(path: Path = typer.Argument(Path("../shared/bench/rca"), help="a folder of root-cause cases (RS: "
+                                          "anomaly.yaml; Squeeze format: injection_info.csv) or a folder of such folders"),
+              shops: bool = typer.Option(True, "--shops/--no-shops", help="also judge the root causes of `detect` on "
+                                         "the demo shop and on 10 generated shops (about a minute each)"),
+              seeds: int = typer.Option(10, min=1, max=50, help="generated shops (seeds 1..N)"),
               as_json: bool = typer.Option(False, "--json")) -> None:
-    """Score root-cause localisation with exact-match micro F1."""
-    from .rca import run_folder
+    """Root-cause localisation: exact-match micro F1 per case folder, sleuth beside RiskLoc run here and
+    the figures published with the cases; then the root causes of `detect` on generated shops."""
+    from .rca import large_case_speed, run_all
 
-    res = run_folder(path)
+    res = run_all(path) if path.is_dir() else {"settings": [], "missing": str(path), "large_case": large_case_speed()}
+    if shops:
+        from .rca_shops import run_shops
+
+        res["shops"] = run_shops(seeds=seeds)
     if emit_json(res, as_json):
         return
-    out.print(f"{path}: F1 {res['f1']:.3f} (TP {res['tp']}, FP {res['fp']}, FN {res['fn']}) "
-              f"over {res['cases']} cases in {res['seconds']:.2f} s")
+    _print_rca(res)
+
+
+def _print_rca(res: dict) -> None:
+    from rich.table import Table
+
+    if res.get("missing"):
+        out.print(f"root-cause cases not present at {res['missing']}: F1 skipped")
+    t = Table(title="root-cause localisation, exact-match micro F1 (this run: sleuth and RiskLoc re-implemented; "
+                    "reference: published with the cases, not run here)", title_justify="left")
+    for col in ("setting", "method", "F1", "TP", "FP", "FN", "s/case", "CPU s/case", "max s"):
+        t.add_column(col)
+
+    def cell(x, fmt):
+        return "-" if x is None else format(x, fmt)
+
+    for s in res["settings"]:
+        for name, m in s["methods"].items():
+            t.add_row(s["setting"], name, f"{m['f1']:.3f}", str(m["tp"]), str(m["fp"]), str(m["fn"]),
+                      f"{m['seconds_per_case']:.3f}", f"{m['cpu_per_case']:.3f}", f"{m['max_seconds']:.2f}")
+        for r in s["reference"]:
+            t.add_row(s["setting"], f"{r['method']} (reference)", f"{r['f1']:.3f}", cell(r["tp"], "d"), cell(r["fp"], "d"),
+                      cell(r["fn"], "d"), "-", cell(r["cpu_per_case"], ".1f"), "-")
+    if res["settings"]:
+        out.print(t)
+    big = res["large_case"]
+    out.print(f"one case of {big['leaves']:,} leaves (5 dimensions, 2 causes): {big['seconds']:.2f} s "
+              f"(CPU {big['cpu']:.2f} s), {'exact' if big['exact'] else 'NOT exact'}")
+    for name, part in res.get("shops", {}).items():
+        sm = part["summary"]
+        out.print(f"{name} shop{'s' if len(part['runs']) > 1 else ''} (seeds {', '.join(str(r['seed']) for r in part['runs'])}, "
+                  f"{sum(r['seconds'] for r in part['runs']):.0f} s): segment incidents detected "
+                  f"{sm['segment_detected']}/{sm['segment_incidents']}, with every detection's top cause right "
+                  f"{sm['segment_all_top_right']}/{sm['segment_detected']}; detections: top cause right "
+                  f"{sm['segment_top_right']}/{sm['segment_detections']}, set right {sm['segment_set_right']}/"
+                  f"{sm['segment_detections']}; site-wide detections named site-wide {sm['sitewide_right']}/"
+                  f"{sm['sitewide_detections']}")
+        for run in part["runs"]:
+            for r in run["incidents"]:
+                if r["detections"] and r["top_right"] < r["detections"]:
+                    out.print(f"  seed {run['seed']} {r['kind']} {r['segment'] or '(site-wide)'}: top cause right "
+                              f"{r['top_right']}/{r['detections']}; causes {r['causes']}")
 
 
 @bench_app.command("rootanom")

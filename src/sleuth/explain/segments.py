@@ -114,7 +114,8 @@ def explain_incident(events, cube: Cube, scores: Scores, incident: Incident) -> 
 
 
 def localize_incident(events, cube: Cube, scores: Scores, incident: Incident, weeks: int = 4) -> list[dict] | None:
-    """Root causes over every combination of up to three dimensions, from the leaf table.
+    """Root causes from the leaf table (:func:`sleuth.explain.rca.localize`: sets of elements of
+    any depth, moving in the incident's direction).
 
     Actual: the incident window. Forecast: the same hours of up to ``weeks`` earlier weeks,
     rescaled so that their total matches the detector's expected value (for a ratio: the rate).
@@ -164,7 +165,7 @@ def localize_incident(events, cube: Cube, scores: Scores, incident: Incident, we
     frame[free] = leaves[free].to_numpy()
     if metric.is_ratio:
         incident.rate_mix = rate_mix_table(frame, free)
-    causes = localize(frame.reset_index(drop=True), free, **kwargs)
+    causes = localize(frame.reset_index(drop=True), free, direction=incident.direction, **kwargs)
     out = []
     for rc in causes:
         d = rc.to_dict()
