@@ -141,9 +141,9 @@ def read_url(url: str) -> tuple[ibis.BaseBackend, ibis.Table]:
 
 
 def open_source(source: Any, con: ibis.BaseBackend | None = None,
-                notes: list[str] | None = None) -> tuple[ibis.BaseBackend, ibis.Table, str]:
+                notes: list[str] | None = None, spark: Any = None) -> tuple[ibis.BaseBackend, ibis.Table, str]:
     """Resolve ``source`` to ``(backend, raw table, display name)``; what reading it noticed goes
-    to ``notes``."""
+    to ``notes``. ``spark``: the ``spark:`` block of the config, for Spark sources."""
     if isinstance(source, ibis.Table):
         try:
             backend = source._find_backend()
@@ -154,6 +154,11 @@ def open_source(source: Any, con: ibis.BaseBackend | None = None,
         con = con or connect_duckdb()
         return con, read_frame(con, source), "data frame"
     text = str(source)
+    from .spark import is_spark_source, open_spark
+
+    if is_spark_source(text):
+        backend, table, _ = open_spark(text, spark)
+        return backend, table, _redact(text)
     if URL_RE.match(text):
         backend, table = read_url(text)
         return backend, table, _redact(text)
