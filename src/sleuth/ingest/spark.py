@@ -136,8 +136,12 @@ def wanted_conf(settings: Any, source: SparkSource) -> dict[str, str]:
         conf["spark.sql.warehouse.dir"] = str(settings.warehouse)
     if getattr(settings, "catalog", None):
         conf["spark.sql.catalogImplementation"] = settings.catalog
+    log4j = conf.pop("spark.driver.extraJavaOptions", None)
     conf.update({k: _text(v) for k, v in (getattr(settings, "conf", None) or {}).items()})
     conf.update(source.conf)
+    if log4j:  # the user's driver options keep sleuth's quiet logging unless they name their own
+        mine = conf.get("spark.driver.extraJavaOptions", "")
+        conf["spark.driver.extraJavaOptions"] = mine if "log4j2.configurationFile" in mine else f"{mine} {log4j}".strip()
     return conf
 
 
@@ -226,6 +230,7 @@ def read(spark, source: SparkSource):
 
 def _read_error(spark, source: SparkSource, err: Exception) -> str:
     msg = _first_line(err)
+    whole = str(err)
     text = source.text
     if source.table and ("TABLE_OR_VIEW_NOT_FOUND" in msg or "not found" in msg.lower()):
         try:
@@ -234,10 +239,10 @@ def _read_error(spark, source: SparkSource, err: Exception) -> str:
             names = []
         known = f"; tables here: {', '.join(names)}" if names else "; the catalog has no tables (set warehouse or catalog in the spark: block)"
         return f"{text}: no table {source.table!r} in the Spark catalog{known}"
-    if source.format == "delta" and ("delta" in msg.lower() and ("class" in msg.lower() or "data source" in msg.lower())):
+    if source.format == "delta" and re.search(r"DATA_SOURCE_NOT_FOUND|ClassNotFoundException|Failed to find data source", whole):
         return (f"{text}: reading Delta needs the Delta Lake jars on Spark's classpath (io.delta:delta-spark); "
                 "add them through spark.jars in the spark: block's conf, or read the table through a catalog that has them")
-    if "PATH_NOT_FOUND" in msg or "does not exist" in msg:
+    if "PATH_NOT_FOUND" in whole or "does not exist" in msg:
         return f"{text}: no {source.format} files at {source.path}; check the path"
     return f"{text}: cannot read {source.what} ({msg})"
 

@@ -17,9 +17,16 @@ def _spark_timestamp_millis(millis: int) -> ibis.dtype("timestamp"):  # noqa: F8
     """Spark SQL's own ``timestamp_millis`` (ibis compiles epoch ms only at second precision there)."""
 
 
+@ibis.udf.scalar.builtin(name="to_timestamp")
+def _to_timestamp(seconds: float) -> ibis.dtype("timestamp('UTC')"):  # noqa: F821
+    """PostgreSQL's ``to_timestamp(epoch seconds)`` (ibis has no epoch conversion there)."""
+
+
 def _from_millis(millis: ibis.Value, backend: str) -> ibis.Value:
     if backend == "pyspark":
         return _spark_timestamp_millis(millis).cast(UTC)
+    if backend == "postgres":
+        return _to_timestamp(millis.cast("float64") / 1000.0).cast(UTC)
     return millis.as_timestamp("ms").cast(UTC)
 
 
