@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .calendar import holiday_names, holiday_reference, local_clock
+from .chunks import score_in_slices
 from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
@@ -197,7 +198,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     cube = build_cube(events, metrics, cfg, until=t_until)
     say(STAGES[2])
     det = get_detector(detector, threshold=cfg.threshold)
-    scores = respect_range(cube, det.score_batch(batch_of(cube, expected)))
+    scores = respect_range(cube, score_in_slices(det, batch_of(cube, expected), cube.keys))
     say(STAGES[3])
     incidents = find_incidents(cube, scores, since=t_since)
     say(STAGES[4])

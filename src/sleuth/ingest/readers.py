@@ -27,7 +27,7 @@ URL_RE = re.compile(r"^[a-z][a-z0-9+]*://")
 
 #: DuckDB's memory for sleuth's engine: ``SLEUTH_DUCKDB_MEMORY`` (e.g. ``8GB``), else this share of
 #: the machine's memory, at most ``DUCKDB_MEMORY_CAP``
-DUCKDB_MEMORY_SHARE, DUCKDB_MEMORY_CAP = 0.25, 4 * 2**30
+DUCKDB_MEMORY_SHARE, DUCKDB_MEMORY_CAP = 0.2, 3 * 2**30
 
 
 def duckdb_memory_limit() -> str:
