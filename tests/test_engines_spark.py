@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,12 @@ SMALL_CONFIG = ("granularity: 1h\ndimensions: []\nmetrics:\n  - {name: sessions,
                 "  - {name: revenue, type: sum, column: revenue, event: purchase}\n")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("spark") / "warehouse"
@@ -53,6 +60,9 @@ def spark(warehouse):
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={home}",
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={home}/metastore;create=true",
         "spark.sql.shuffle.partitions": 4,
+        # the same JVM serves Spark Connect on a free loopback port, for the sc:// test
+        "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
+        "spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": free_port(),
     })
     s = spark_session(settings)
     assert s.conf.get("spark.sql.session.timeZone") == "UTC" and s.conf.get("spark.ui.enabled") == "false"
@@ -162,3 +172,16 @@ def test_epoch_milliseconds_keep_their_milliseconds_on_spark(spark):
     got = pd.DatetimeIndex(events.table.order_by("timestamp").timestamp.execute())
     got = got.tz_convert("UTC").tz_localize(None) if got.tz is not None else got
     assert np.array_equal(got.astype("datetime64[ms]").to_numpy(), times.astype("datetime64[ms]").to_numpy())
+
+
+def test_spark_connect_reads_through_the_cli(spark, shop, run_cli):
+    """``sc://``: the CLI in its own process (a Python client, no JVM of its own) reads the shop
+    through the Spark Connect server of the module's session."""
+    port = spark.conf.get("spark.connect.grpc.binding.port")
+    done = run_cli("metrics", f"sc://127.0.0.1:{port}#parquet:{shop['parquet']}", "--config", shop["small"], "--json",
+                   timeout=180)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["events"] == len(shop["events"]) and info["source"].startswith("sc://127.0.0.1")
+    bad = run_cli("metrics", f"sc://127.0.0.1:{free_port()}#events", timeout=180)
+    assert bad.returncode == 2 and "cannot reach Spark Connect" in bad.stderr and "Traceback" not in bad.stderr

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import ConfigError, InputError
+from ..redact import redact_url as _redact
 
 FILE_FORMATS = ("parquet", "delta", "orc", "json", "csv")
 SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".orc": "orc", ".json": "json", ".jsonl": "json",
@@ -181,17 +182,32 @@ def session(settings: Any = None, source: SparkSource | None = None):
     return spark
 
 
+def _reachable(remote: str, timeout: float = 5.0) -> None:
+    """Fail at once on an address nothing answers at: the Spark Connect client would retry for
+    minutes before it gave up."""
+    import socket
+
+    parts = urlsplit(remote.replace("sc://", "http://", 1))
+    host, port = parts.hostname or "localhost", parts.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise InputError(f"{_redact(remote)}: cannot reach Spark Connect at {host}:{port} ({err.strerror or err}); "
+                         "check the address and that the server runs") from None
+
+
 def _connect(SparkSession, remote: str, conf: dict[str, str]):
+    _reachable(remote)
     try:
         builder = SparkSession.builder.remote(remote)
         for key in ("spark.sql.session.timeZone", "spark.sql.legacy.parquet.nanosAsLong"):
             builder = builder.config(key, conf[key])
         return builder.getOrCreate()
     except ImportError as err:
-        raise InputError(f"{remote}: Spark Connect needs its client libraries ({_first_line(err)}): "
+        raise InputError(f"{_redact(remote)}: Spark Connect needs its client libraries ({_first_line(err)}): "
                          "pip install 'sleuth[spark]'") from None
     except Exception as err:
-        raise InputError(f"{remote}: cannot reach Spark Connect ({_first_line(err)}); check the address "
+        raise InputError(f"{_redact(remote)}: cannot reach Spark Connect ({_first_line(err)}); check the address "
                          "and that the server runs") from None
 
 
