@@ -9,12 +9,14 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 
 # Re-install only when the declared dependencies change (idempotent and quick otherwise).
-# The forecast, dashboard, classifier and sessions extras are installed too, so every registered detector,
-# the dashboard, the report, the classifier view and the sessions stage are tested by `make test`.
+# The forecast, dashboard, classifier, sessions and spark extras are installed too, so every registered
+# detector, the dashboard, the report, the classifier view, the sessions stage and Spark (local mode,
+# Java 17) are tested by `make test`. pyspark comes from PyPI as an sdist; pip builds it once into its
+# wheel cache.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,forecast,dashboard,classifier,sessions]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,forecast,dashboard,classifier,sessions,spark]'
 	touch $(STAMP)
 
 demo: install
@@ -45,6 +47,7 @@ bench: install
 	$(BIN)/sleuth bench rootanom $(DATA)/lazylantern-root-anom
 	$(BIN)/sleuth bench panomaly $(DATA)/lazylantern-panomaly
 	$(BIN)/sleuth bench faults --record
+	$(BIN)/sleuth bench scale --record
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

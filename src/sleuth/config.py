@@ -13,7 +13,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator,
+                      model_validator)
 
 from .errors import ConfigError
 
@@ -290,6 +291,38 @@ class SessionsConfig(_Model):
     bot_pages_per_minute: float = Field(default=20.0, gt=0)
 
 
+class SparkSettings(_Model):
+    """Where Spark sources run (``spark:`` in sleuth.yaml): see :mod:`sleuth.ingest.spark`."""
+
+    #: ``local[*]`` (this machine, the default), ``spark://host:7077``, ``yarn``, ``k8s://…``
+    master: str = "local[*]"
+    #: a Spark Connect server instead of a master: ``sc://host:15002``
+    remote: str | None = None
+    #: the catalog implementation: ``hive`` (a metastore, tables kept in ``warehouse``) or ``in-memory``
+    catalog: Literal["hive", "in-memory"] | None = None
+    #: where the catalog's tables live (``spark.sql.warehouse.dir``)
+    warehouse: str | None = None
+    app_name: str = "sleuth"
+    #: any other Spark setting, e.g. ``spark.driver.memory: 8g``
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("remote")
+    @classmethod
+    def _remote_ok(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("sc://"):
+            raise ValueError("a Spark Connect address starts with sc:// (sc://host:15002)")
+        return v
+
+    @field_serializer("conf", "remote")
+    def _no_secrets(self, v: Any) -> Any:
+        """Dumped (and so stored with each run) with secret values hidden: an S3 key, a token."""
+        from .redact import MASK, SECRET_KEY, redact_url
+
+        if isinstance(v, dict):
+            return {k: MASK if SECRET_KEY.search(k) else x for k, x in v.items()}
+        return redact_url(v) if v else v
+
+
 class Config(_Model):
     granularity: Literal["1h", "1d"] = "1h"
     timezone: str = "UTC"
@@ -327,6 +360,8 @@ class Config(_Model):
     #: events separated from the bulk of the data by more than this many days without events
     #: (a stray timestamp in 1970 or 2036) are counted, named in one line and left out
     max_gap_days: int = Field(default=60, gt=0)
+    #: where ``spark:`` sources run: master, Spark Connect, catalog, warehouse, settings
+    spark: SparkSettings = Field(default_factory=SparkSettings)
 
     @field_validator("timezone")
     @classmethod
@@ -431,7 +466,7 @@ def _allowed_keys(parent: str | None) -> list[str]:
         name = re.sub(r"\[\d+\]", "", parent).split(".")[-1]
         model = {"metrics": Metric, "numerator": Aggregate, "denominator": Aggregate,
                  "columns": Columns, "notify": NotifyRoute, "calendar": CalendarEvent,
-                 "sessions": SessionsConfig, "fields": SessionFields}.get(name, Config)
+                 "sessions": SessionsConfig, "fields": SessionFields, "spark": SparkSettings}.get(name, Config)
     return list(model.model_fields)
 
 

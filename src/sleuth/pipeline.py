@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .calendar import calendar_names, holiday_reference, local_clock, local_times
+from .chunks import score_in_slices
 from .config import Config, load_config, parse_config
 from .detectors.base import Scores, SeriesBatch, get_detector
 from .errors import InputError
@@ -343,7 +344,7 @@ def detect(source: Any, config: Config | dict | str | Path | None = None, *, sin
     cube = build_cube(events, metrics, cfg, until=t_until)
     say(STAGES[3])
     det = get_detector(detector, threshold=cfg.threshold)
-    scores = respect_range(cube, det.score_batch(batch_of(cube, expected)))
+    scores = respect_range(cube, score_in_slices(det, batch_of(cube, expected), cube.keys))
     say(STAGES[4])
     incidents = find_incidents(cube, scores, since=t_since)
     if analysis is not None:

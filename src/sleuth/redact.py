@@ -38,10 +38,15 @@ def redact_url(url: str) -> str:
     'postgresql://bob:***@127.0.0.1:5432/shop?sslpassword=***#events'
     >>> redact_url("duckdb:///data/shop.duckdb#events")
     'duckdb:///data/shop.duckdb#events'
+    >>> redact_url("sc://spark.example:443/;use_ssl=true;token=abc#events")
+    'sc://spark.example:443/;use_ssl=true;token=***#events'
     """
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
+        # Spark Connect keeps its parameters in the path: sc://host:15002/;token=…;user_id=…
+        parts = parts._replace(path=re.sub(r";([^;=]+)=([^;]*)", lambda m: f";{m.group(1)}="
+                                           f"{MASK if SECRET_KEY.search(m.group(1)) else m.group(2)}", parts.path))
         if "@" in netloc:
             userinfo, _, hostport = netloc.rpartition("@")
             user, colon, _ = userinfo.partition(":")

@@ -3,6 +3,7 @@ table (or one JSON line with ``--json``). ``make bench`` runs them after the spe
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -392,3 +393,30 @@ def bench_sessions(weeks: int = typer.Option(6, min=5, max=12, help="weeks of ge
         s = res["scale"]
         out.print(f"[bold]scale[/]: {s['sessions']:,} sessions, {s['hits']:,} hits: `sleuth sessions` {s['cli']['seconds']} s "
                   f"({s['cli']['cpu_seconds']} CPU-s over both cores), peak {s['cli']['peak_rss_gb']} GB (targets 60 s, 4 GB)")
+
+
+@bench_app.command("scale")
+def bench_scale(sizes: str = typer.Option("1,5,20,50", help="millions of events, comma separated"),
+                spark_sizes: str = typer.Option("1,5", "--spark", help="the sizes also run on Spark local "
+                                                "(needs the spark extra and Java; '' for none)"),
+                workdir: Optional[Path] = typer.Option(None, help="where the generated events go (a temporary "
+                                                       "folder inside it, deleted afterwards); 50 M needs ~1 GB"),
+                as_json: bool = typer.Option(False, "--json"), record: bool = RecordOpt) -> None:
+    """`detect` from 1 M to 50 M events at ~20,400 series: wall time, peak memory and the ratio to
+    the bare DuckDB aggregation of the same metrics; Spark local against DuckDB on the smaller sizes."""
+    from .scale import markdown, run
+
+    def millions(text: str) -> list[float]:
+        try:
+            return [float(x) * 1e6 for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"{text!r}: give millions of events such as 1,5,20") from None
+
+    res = run(millions(sizes), millions(spark_sizes), workdir)
+    if record:
+        from .record import record as write
+
+        out.print(f"recorded in {write('scale', markdown(res['rows']), res)}")
+    if emit_json(res, as_json):
+        return
+    out.print(markdown(res["rows"]))

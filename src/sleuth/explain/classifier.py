@@ -137,16 +137,23 @@ def incident_rows(events, incident: Incident, unit: Unit, dims: list[str]) -> pd
         t = t.filter(t[unit.distinct].notnull())
         t = t.group_by(["label", unit.distinct]).aggregate(
             hour=t.timestamp.min().hour(), **{d: t[d].argmin(t.timestamp) for d in dims})
-        t = t.mutate(group=t[unit.distinct].cast("string"), weight=ibis.literal(1.0))
+        t = t.mutate(group=t[unit.distinct].cast("string"))
         order = ["label", "group"]
     else:
-        weight = t[unit.weight].cast("float64").abs() if unit.weight else ibis.literal(1.0)
-        t = t.mutate(hour=t.timestamp.hour(), weight=weight,
-                     group=t.session_id.cast("string").fill_null(t.timestamp.cast("string")))
-        t = t.filter(t.weight > 0) if unit.weight else t
+        t = t.mutate(hour=t.timestamp.hour(), group=t.session_id.cast("string").fill_null(t.timestamp.cast("string")))
+        if unit.weight:
+            t = t.mutate(weight=t[unit.weight].cast("float64").abs())
+            t = t.filter(t.weight > 0)
         order = ["timestamp", "event", "group", *dims]
-    cols = ["label", "hour", "group", "weight", *dims]
-    return t.order_by(order).select(cols).to_pyarrow().to_pandas()
+    # a constant weight is added here, not in the query: a literal 1.0 comes back from PostgreSQL as
+    # NUMERIC (Python Decimal), which Arrow refuses as a float
+    cols = ["label", "hour", "group", *(["weight"] if unit.weight and not unit.distinct else []), *dims]
+    frame = t.order_by(order).select(cols).to_pyarrow().to_pandas()
+    if "weight" not in frame:
+        frame.insert(3, "weight", 1.0)
+    frame["hour"] = frame["hour"].astype(int)
+    frame["label"] = frame["label"].astype(int)
+    return frame
 
 
 def feature_dimensions(events, incident: Incident, unit: Unit) -> list[str]:

@@ -154,7 +154,7 @@ def load_events(source: Any, config: Config | None = None, con: Any = None) -> E
     """Open ``source`` and normalise it (Contract 1). Raises :class:`InputError` on bad input."""
     config = config or Config()
     read_notes: list[str] = []
-    backend, raw, name = open_source(source, con, read_notes)
+    backend, raw, name = open_source(source, con, read_notes, spark=config.spark)
     junk = [c for c in raw.columns if c.strip().lower() in _JUNK_COLUMNS]
     if len(junk) == len(raw.columns):
         raise InputError(f"{name}: no named columns; the first line must be a header such as 'timestamp,event'")

@@ -12,10 +12,29 @@ from ..errors import InputError
 UTC = "timestamp('UTC')"
 
 
-def _epoch(col: ibis.Value, max_abs: float) -> ibis.Value:
+@ibis.udf.scalar.builtin(name="timestamp_millis")
+def _spark_timestamp_millis(millis: int) -> ibis.dtype("timestamp"):  # noqa: F821
+    """Spark SQL's own ``timestamp_millis`` (ibis compiles epoch ms only at second precision there)."""
+
+
+@ibis.udf.scalar.builtin(name="to_timestamp")
+def _to_timestamp(seconds: float) -> ibis.dtype("timestamp('UTC')"):  # noqa: F821
+    """PostgreSQL's ``to_timestamp(epoch seconds)`` (ibis has no epoch conversion there)."""
+
+
+def _from_millis(millis: ibis.Value, backend: str) -> ibis.Value:
+    if backend == "pyspark":
+        return _spark_timestamp_millis(millis).cast(UTC)
+    if backend == "postgres":
+        return _to_timestamp(millis.cast("float64") / 1000.0).cast(UTC)
+    return millis.as_timestamp("ms").cast(UTC)
+
+
+def _epoch(col: ibis.Value, max_abs: float, backend: str = "") -> ibis.Value:
     """Numbers as epoch time, unit chosen by magnitude (s < 1e11 <= ms < 1e14 <= us < 1e17 <= ns).
 
-    Kept at millisecond precision, which every engine supports.
+    Kept at millisecond precision, which every engine supports (Spark through its own
+    ``timestamp_millis``: ibis's epoch conversion there keeps whole seconds only).
     """
     if max_abs < 1e11:
         scale = 1.0
@@ -26,11 +45,19 @@ def _epoch(col: ibis.Value, max_abs: float) -> ibis.Value:
     else:
         scale = 1e9
     millis = (col.cast("float64") * (1e3 / scale)).round().cast("int64")
-    return millis.as_timestamp("ms").cast(UTC)
+    return _from_millis(millis, backend)
+
+
+def _backend_name(table: ibis.Table) -> str:
+    try:
+        return table._find_backend().name
+    except Exception:  # an unbound table: no engine-specific spelling
+        return ""
 
 
 def parse_timestamp(table: ibis.Table, name: str, source: str) -> ibis.Value:
     col = table[name]
+    backend = _backend_name(table)
     typ = col.type()
     if typ.is_timestamp():
         return col if typ.timezone else col.cast(UTC)
@@ -38,7 +65,7 @@ def parse_timestamp(table: ibis.Table, name: str, source: str) -> ibis.Value:
         return col.cast("timestamp").cast(UTC)
     if typ.is_numeric():
         max_abs = float(col.abs().max().execute() or 0)
-        return _epoch(col, max_abs)
+        return _epoch(col, max_abs, backend)
     if not typ.is_string():
         raise InputError(f"{source}: column {name!r} has type {typ}; a timestamp must be text, a number or a time type")
     text = col.strip()
@@ -48,7 +75,7 @@ def parse_timestamp(table: ibis.Table, name: str, source: str) -> ibis.Value:
         max_abs=text.try_cast("float64").abs().max(),
     ).execute().iloc[0]
     if bool(stats["all_numeric"]) and stats["max_abs"] == stats["max_abs"]:
-        return _epoch(text.try_cast("float64"), float(stats["max_abs"]))
+        return _epoch(text.try_cast("float64"), float(stats["max_abs"]), backend)
     parsed = text.try_cast(UTC)
     bad = (
         table.mutate(_row=ibis.row_number() + 1, _v=col, _p=parsed)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..config import Aggregate, Config, Metric
 from ..ingest import Events
+from .grouping import ENGINES, grouping_sets_frame
 
 TOTAL = ""  # the dimension and segment of a metric's total series
 
@@ -44,33 +45,75 @@ def _volume_agg(m: Metric) -> Aggregate:
     return a
 
 
-def _local(ts: ibis.Value, tz: str, con) -> ibis.Value:
+@ibis.udf.scalar.builtin(name="timezone")
+def _timezone(zone: str, t: ibis.dtype("timestamp('UTC')")) -> ibis.dtype("timestamp"):  # noqa: F821
+    """DuckDB's and PostgreSQL's ``timezone(zone, instant)``: the wall-clock time there."""
+
+
+@ibis.udf.scalar.builtin(name="from_utc_timestamp")
+def _from_utc(t: ibis.dtype("timestamp"), zone: str) -> ibis.dtype("timestamp"):  # noqa: F821
+    """Spark's spelling of the same."""
+
+
+#: engines with a function for wall-clock time in a zone; any other engine gets :func:`offset_local`
+NATIVE_LOCAL = ("duckdb", "postgres", "pyspark")
+
+
+def utc_offsets(tz: str, first: pd.Timestamp, last: pd.Timestamp) -> list[tuple[pd.Timestamp | None, int]]:
+    """``[(from, offset seconds)]`` in force in ``tz`` between two naive UTC times: the first
+    entry's ``from`` is None, each later one starts at a transition (daylight saving time).
+    Zones change on a quarter hour of UTC, so a 15-minute grid finds every transition exactly."""
+    grid = pd.date_range(pd.Timestamp(first).floor("D") - pd.Timedelta(days=1),
+                         pd.Timestamp(last).ceil("D") + pd.Timedelta(days=1), freq="15min", tz="UTC")
+    offset = ((grid.tz_convert(tz).tz_localize(None) - grid.tz_localize(None)) // pd.Timedelta(seconds=1)).to_numpy()
+    change = np.flatnonzero(np.diff(offset)) + 1
+    return [(None, int(offset[0]))] + [(grid[i].tz_localize(None), int(offset[i])) for i in change]
+
+
+def offset_local(ts: ibis.Value, tz: str, first: pd.Timestamp, last: pd.Timestamp) -> ibis.Value:
+    """Wall-clock time in ``tz`` with nothing but comparisons and interval arithmetic, which every
+    SQL engine has: the UTC offset in force is a step function of the instant (a step at each
+    daylight-saving transition in the data's span), written as one CASE."""
+    steps = utc_offsets(tz, first, last)
+    naive = ts.cast("timestamp")
+    last_offset = naive + ibis.interval(seconds=steps[-1][1])
+    branches = [(naive < ibis.literal(until.to_pydatetime()), naive + ibis.interval(seconds=seconds))
+                for (_, seconds), (until, _) in zip(steps, steps[1:])]
+    return ibis.cases(*branches, else_=last_offset) if branches else last_offset
+
+
+def _local(ts: ibis.Value, tz: str, con, span: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> ibis.Value:
     """Wall-clock time in ``tz`` for a UTC timestamp (daily buckets follow the local calendar)."""
     if tz == "UTC":
         return ts
     name = getattr(con, "name", "")
-    if name == "duckdb":
-        @ibis.udf.scalar.builtin(name="timezone")
-        def _timezone(zone: str, t: ibis.dtype("timestamp('UTC')")) -> ibis.dtype("timestamp"):  # noqa: F821
-            ...
+    if name in ("duckdb", "postgres"):
         return _timezone(tz, ts)
     if name == "pyspark":
-        @ibis.udf.scalar.builtin(name="from_utc_timestamp")
-        def _from_utc(t: ibis.dtype("timestamp"), zone: str) -> ibis.dtype("timestamp"):  # noqa: F821
-            ...
         return _from_utc(ts.cast("timestamp"), tz)
-    from ..errors import NotYetError
-    raise NotYetError(f"daily buckets in time zone {tz!r} are not yet supported on the {name} backend; use timezone: UTC")
+    if span is None:
+        raise ValueError("the data's time span is needed for local time on this engine")
+    return offset_local(ts, tz, *span)
 
 
 def bucket_expr(t: ibis.Table, config: Config, con) -> ibis.Value:
+    """Each event's bucket start: the UTC hour, or the local day (as a naive wall-clock time)."""
     if config.granularity == "1h":
         if getattr(con, "name", "") == "duckdb":
             # the same UTC hours (ibis sessions are in UTC) as truncate("h"), about 4x faster per row:
             # TIME_BUCKET works on the instant, DATE_TRUNC on a time-zone-aware calendar
             return t.timestamp.bucket(hours=1).cast("timestamp")
         return t.timestamp.truncate("h").cast("timestamp")  # hours are the same in every whole-hour zone
-    return _local(t.timestamp, config.timezone, con).truncate("D").cast("timestamp")
+    span = None
+    if config.timezone != "UTC" and getattr(con, "name", "") not in NATIVE_LOCAL:
+        got = t.aggregate(a=t.timestamp.min(), b=t.timestamp.max()).execute().iloc[0]
+        span = (_naive_utc(got["a"]), _naive_utc(got["b"]))
+    return _local(t.timestamp, config.timezone, con, span).truncate("D").cast("timestamp")
+
+
+def _naive_utc(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
 
 
 @dataclass
@@ -136,6 +179,9 @@ def _aggregate_frame(events: Events, metrics: list[Metric], config: Config,
     for a in needed:
         aggs.setdefault(_agg_key(a), f"a{len(aggs)}")
     by_key = {_agg_key(a): a for a in needed}
+
+    if getattr(events.con, "name", "") in ENGINES:
+        return grouping_sets_frame(t, events.con, list(events.dimensions), aggs, by_key, TOTAL), aggs
 
     def level(dim: str | None) -> ibis.Table:
         seg = t[dim] if dim else ibis.literal(TOTAL)
