@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/sleuth demo
 
+# two workers (one per core), a test file each at a time: many tests wait on subprocesses and servers
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 SHARED ?= ../shared/bench
 DATA   ?= ../shared/data

@@ -34,12 +34,33 @@ def alert_data(folder: Path) -> dict:
 
 
 def postgres_url() -> str:
+    """The test PostgreSQL (``.ci/run`` starts it); under pytest-xdist each worker gets a database of
+    its own on it, so tests that drop sleuth's tables never meet another worker's."""
     url = os.environ.get("SLEUTH_TEST_POSTGRES_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if url and worker:
+        return _worker_database(url, worker)
     if url:
         return url
     if os.environ.get("CI") == "true":
         pytest.fail("CI=true but SLEUTH_TEST_POSTGRES_URL is unset: .ci/run starts PostgreSQL and sets it")
     pytest.skip("SLEUTH_TEST_POSTGRES_URL is unset (.ci/run sets it): the PostgreSQL variant did not run")
+
+
+_CREATED: dict[str, str] = {}
+
+
+def _worker_database(url: str, worker: str) -> str:
+    if worker not in _CREATED:
+        base = sa.engine.make_url(normalise_url(url))
+        name = f"{base.database}_{worker}"
+        engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with engine.connect() as c:
+            if not c.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+                c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        _CREATED[worker] = sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+    return _CREATED[worker]
 
 
 def fresh_postgres() -> str:

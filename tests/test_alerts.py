@@ -324,7 +324,7 @@ def test_the_database_going_away_mid_run_then_coming_back(data, receiver, tmp_pa
     cfg = write_config(tmp_path / "sleuth.yaml", [{"url": receiver.url(), **FAST}])
     args = ("run", "--once", data["events"], "--config", cfg, "--store", url, "--until", data["mild"])
     proc = spawn(*args)
-    direct = open_store(normalise_url(os.environ["SLEUTH_TEST_POSTGRES_URL"]))
+    direct = open_store(normalise_url(postgres_url()))
     wait_for(lambda: direct.runs() or proc.poll() is not None)
     proxy.stop()
     _, stderr = proc.communicate(timeout=120)

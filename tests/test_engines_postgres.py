@@ -4,7 +4,6 @@ buckets in a local time zone (native and the portable CASE), epoch milliseconds.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
 import ibis
@@ -12,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
+
+from alerts_support import postgres_url
 
 from sleuth.cli import app
 from sleuth.config import parse_config
@@ -24,15 +25,6 @@ from sleuth.metrics.derive import resolve_metrics
 from sleuth.pipeline import detect
 
 pytestmark = pytest.mark.slow
-
-
-def postgres_url() -> str:
-    url = os.environ.get("SLEUTH_TEST_POSTGRES_URL")
-    if url:
-        return url
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but SLEUTH_TEST_POSTGRES_URL is unset: .ci/run starts PostgreSQL and sets it")
-    pytest.skip("SLEUTH_TEST_POSTGRES_URL is unset (.ci/run sets it): the PostgreSQL variant did not run")
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,7 @@ def test_the_grouped_report_has_one_row_per_alert_with_what_joined_it():
     c = inc("c", "sessions", "2026-01-02 10:00", 2)
     link_incidents([a, b, c], H, METRICS)
     console = Console(record=True, width=200)
-    console.print(groups_table([a, b, c]))
+    console.print(groups_table([a, b, c], small=False))
     text = console.export_text()
     rows = [line for line in text.splitlines() if "orders" in line or "sessions" in line]
     assert len(rows) == 2  # two alerts: orders with revenue, sessions alone

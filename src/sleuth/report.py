@@ -41,10 +41,11 @@ def _severity(inc: Incident, text: str | None = None) -> str:
     return f"[{color}]{text or inc.severity}[/]"
 
 
-def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: str = "Incidents") -> Table:
-    """One row per incident; in a narrow terminal (< 110 columns) five columns that fit 80."""
+def incidents_table(incidents: list[Incident], ratio_metrics: set[str], title: str = "Incidents",
+                    small: bool | None = None) -> Table:
+    """One row per incident; in a narrow terminal (< 110 columns, or ``small``) four columns that fit 80."""
     table = Table(title=title, title_justify="left", show_lines=False)
-    if narrow():  # 4 columns: the severity colours the change, the property goes with the metric
+    if narrow() if small is None else small:  # 4 columns: the severity colours the change, the property goes with the metric
         for col, kw in [("when (UTC)", {"no_wrap": True}), ("what", {"overflow": "fold", "min_width": 20}),
                         ("change", {"justify": "right", "no_wrap": True}), ("cause", {"overflow": "fold"})]:
             table.add_column(col, **kw)
@@ -82,10 +83,12 @@ def _label(inc: Incident) -> str:
     return f"{inc.metric} [{segment_text(inc.segment, '')}]" if inc.segment else inc.metric
 
 
-def groups_table(incidents: list[Incident], title: str = "Alerts: linked incidents go out together") -> Table:
-    """The grouped report: one row per alert (a group of linked incidents), led by its worst."""
+def groups_table(incidents: list[Incident], title: str = "Alerts: linked incidents go out together",
+                 small: bool | None = None) -> Table:
+    """The grouped report: one row per alert (a group of linked incidents), led by its worst; in a
+    narrow terminal (or ``small``) without the property column."""
     table = Table(title=title, title_justify="left")
-    small = narrow()
+    small = narrow() if small is None else small
     cols = ("when (UTC)", "lead incident", "also", "linked by") if small else \
         ("when (UTC)", "property", "lead incident", "also", "linked by")
     for col in cols:
